@@ -1,0 +1,19 @@
+//! burnbox's domain and its one handler, [`Secrets`]. The REST and gRPC adapters in the server
+//! turn wire input into the input types here and call the same methods, so validation, policy,
+//! key generation, encryption at rest and passphrase hashing exist once, in this crate. It never
+//! depends on a transport or on Redis: storage goes through [`burnbox_store::SecretStore`].
+
+mod crypto;
+mod error;
+mod keys;
+mod model;
+mod passphrase;
+mod policy;
+mod secrets;
+
+pub use crypto::{Keyring, MasterKey};
+pub use error::{Error, ErrorKind};
+pub use keys::KEY_LENGTH;
+pub use model::{ANONYMOUS_CUSTID, Caller, Receipt, ReceiptState, RevealInput, Revealed, ShareInput};
+pub use policy::{MAX_PASSPHRASE_CHARS, MIN_TTL_SECONDS, Policy};
+pub use secrets::{Secrets, Settings};

@@ -1,0 +1,292 @@
+//! `Secrets`, the one handler behind both transports: every REST route and every gRPC method
+//! calls exactly one of its methods.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use burnbox_store::{NewSecret, ReceiptId, SecretId, SecretRecord, SecretStore, Take};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::crypto::{Keyring, Purpose};
+use crate::keys::{generate_key, is_well_formed};
+use crate::model::{Caller, Receipt, ReceiptState, RevealInput, Revealed, ShareInput};
+use crate::policy::{self, Policy};
+use crate::{Error, passphrase};
+
+/// How the handler is set up.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Limits on shared secrets.
+    pub policy: Policy,
+    /// Master keys for encryption at rest.
+    pub keyring: Keyring,
+    /// The domain links are shared on (`share_domain` in every answer).
+    pub share_domain: String,
+}
+
+/// The one-time secret service, transport-free.
+pub struct Secrets {
+    store: Arc<dyn SecretStore>,
+    settings: Settings,
+}
+
+/// Version tag of the record plaintext layout: [version][u16 hash length][hash][value].
+const RECORD_V1: u8 = 1;
+
+/// The receipt fields fixed at share time, sealed under the metadata key.
+#[derive(Serialize, Deserialize)]
+struct ReceiptBody {
+    custid: String,
+    secret_key: String,
+    created: i64,
+    ttl: i64,
+    share_domain: String,
+    passphrase_required: bool,
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn seconds(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+}
+
+fn encode_record(passphrase_hash: Option<&str>, value: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let hash = passphrase_hash.unwrap_or_default().as_bytes();
+    let hash_len = u16::try_from(hash.len()).map_err(|_| Error::internal("passphrase hash too long"))?;
+    let mut plain = Zeroizing::new(Vec::with_capacity(3 + hash.len() + value.len()));
+    plain.push(RECORD_V1);
+    plain.extend_from_slice(&hash_len.to_be_bytes());
+    plain.extend_from_slice(hash);
+    plain.extend_from_slice(value.as_bytes());
+    Ok(plain)
+}
+
+/// The opened record: the passphrase hash (if any) and the value.
+struct OpenedRecord {
+    passphrase_hash: Option<String>,
+    value: Zeroizing<String>,
+}
+
+fn decode_record(plain: &[u8]) -> Result<OpenedRecord, Error> {
+    let malformed = || Error::internal("secret record is malformed");
+    let (&RECORD_V1, rest) = plain.split_first().ok_or_else(malformed)? else {
+        return Err(malformed());
+    };
+    let (len, rest) = rest.split_first_chunk::<2>().ok_or_else(malformed)?;
+    let (hash, value) = rest.split_at_checked(usize::from(u16::from_be_bytes(*len))).ok_or_else(malformed)?;
+    let passphrase_hash = (!hash.is_empty())
+        .then(|| String::from_utf8(hash.to_vec()).map_err(|_| malformed()))
+        .transpose()?;
+    let value = Zeroizing::new(String::from_utf8(value.to_vec()).map_err(|_| malformed())?);
+    Ok(OpenedRecord { passphrase_hash, value })
+}
+
+impl Secrets {
+    /// A handler over `store`.
+    pub fn new(store: Arc<dyn SecretStore>, settings: Settings) -> Self {
+        Self { store, settings }
+    }
+
+    /// The limits in force.
+    pub fn policy(&self) -> &Policy {
+        &self.settings.policy
+    }
+
+    /// The service status as Onetime Secret reports it.
+    pub fn status(&self) -> &'static str {
+        "nominal"
+    }
+
+    /// Whether the store answers (for readiness probes).
+    pub async fn ready(&self) -> Result<(), Error> {
+        self.store.ping().await.map_err(Error::from)
+    }
+
+    /// Stores a new secret and returns its receipt, with the secret key that reveals it.
+    #[tracing::instrument(name = "secrets.share", skip_all, fields(custid = caller.custid()))]
+    pub async fn share(&self, caller: &Caller, input: ShareInput) -> Result<Receipt, Error> {
+        let ShareInput {
+            secret,
+            passphrase,
+            ttl,
+            recipient,
+            share_domain,
+        } = input;
+        let policy = &self.settings.policy;
+        let secret = policy.secret(secret)?;
+        let passphrase = policy::passphrase(passphrase)?;
+        let ttl = policy.ttl(ttl)?;
+        if recipient.iter().any(|address| !address.trim().is_empty()) {
+            return Err(Error::validation(
+                "recipient",
+                "this server does not deliver secrets to recipients; share the link yourself",
+            ));
+        }
+        if let Some(domain) = share_domain.filter(|domain| !domain.is_empty())
+            && domain != self.settings.share_domain
+        {
+            return Err(Error::validation(
+                "share_domain",
+                "custom share domains are not supported; omit share_domain",
+            ));
+        }
+
+        let passphrase_hash = match passphrase {
+            Some(passphrase) => Some(passphrase::hash(passphrase).await?),
+            None => None,
+        };
+        let secret_key = generate_key();
+        let metadata_key = generate_key();
+        let secret_id = SecretId::from_secret_key(&secret_key);
+        let created = now();
+        let receipt_ttl = ttl * 2;
+        let body = ReceiptBody {
+            custid: caller.custid().to_owned(),
+            secret_key: secret_key.clone(),
+            created,
+            ttl: seconds(ttl),
+            share_domain: self.settings.share_domain.clone(),
+            passphrase_required: passphrase_hash.is_some(),
+        };
+
+        let keyring = &self.settings.keyring;
+        let record_plain = encode_record(passphrase_hash.as_deref(), &secret)?;
+        let record = SecretRecord {
+            protected: passphrase_hash.is_some(),
+            sealed: keyring.seal(Purpose::Record, &secret_key, &secret_id, &record_plain)?,
+        };
+        let body_plain = Zeroizing::new(
+            serde_json::to_vec(&body).map_err(|err| Error::internal(format!("receipt encoding: {err}")))?,
+        );
+        let sealed_receipt = keyring.seal(Purpose::Receipt, &metadata_key, &secret_id, &body_plain)?;
+        self.store
+            .create(NewSecret {
+                secret_id,
+                receipt_id: ReceiptId::from_metadata_key(&metadata_key),
+                record,
+                receipt: sealed_receipt,
+                created,
+                secret_ttl: ttl,
+                receipt_ttl,
+            })
+            .await?;
+        tracing::info!(ttl = body.ttl, passphrase = body.passphrase_required, "secret shared");
+
+        Ok(Receipt {
+            custid: body.custid,
+            metadata_key,
+            secret_key: Some(body.secret_key),
+            ttl: body.ttl,
+            metadata_ttl: seconds(receipt_ttl),
+            secret_ttl: Some(body.ttl),
+            state: ReceiptState::New,
+            created,
+            updated: created,
+            received: None,
+            burned: None,
+            recipient: Vec::new(),
+            share_domain: body.share_domain,
+            passphrase_required: body.passphrase_required,
+        })
+    }
+
+    /// Returns a secret's value and destroys it. Of any number of concurrent reveals of one
+    /// key, exactly one succeeds. A protected secret is checked BEFORE it is burned: a missing
+    /// or wrong passphrase leaves it in place.
+    #[tracing::instrument(name = "secrets.reveal", skip_all, fields(custid = caller.custid()))]
+    pub async fn reveal(&self, caller: &Caller, input: RevealInput) -> Result<Revealed, Error> {
+        let RevealInput { key, passphrase } = input;
+        if !is_well_formed(&key) {
+            return Err(Error::secret_not_found());
+        }
+        let passphrase = policy::passphrase(passphrase)?;
+        let secret_id = SecretId::from_secret_key(&key);
+        let record = match self.store.take_unprotected(&secret_id, now()).await? {
+            Take::Missing => return Err(Error::secret_not_found()),
+            Take::Taken(record) => self.open_record(&key, &secret_id, &record)?,
+            Take::Protected(record) => {
+                let opened = self.open_record(&key, &secret_id, &record)?;
+                self.check_passphrase(passphrase, opened.passphrase_hash).await?;
+                let taken = self
+                    .store
+                    .take(&secret_id, now())
+                    .await?
+                    // Someone else revealed it between our check and our take.
+                    .ok_or_else(Error::secret_not_found)?;
+                self.open_record(&key, &secret_id, &taken)?
+            }
+        };
+        tracing::info!("secret revealed");
+        Ok(Revealed {
+            value: record.value,
+            secret_key: key,
+            share_domain: self.settings.share_domain.clone(),
+        })
+    }
+
+    fn open_record(
+        &self,
+        key: &str,
+        secret_id: &SecretId,
+        record: &SecretRecord,
+    ) -> Result<OpenedRecord, Error> {
+        let plain = self
+            .settings
+            .keyring
+            .open(Purpose::Record, key, secret_id, &record.sealed)?;
+        decode_record(&plain)
+    }
+
+    async fn check_passphrase(
+        &self,
+        given: Option<Zeroizing<String>>,
+        stored_hash: Option<String>,
+    ) -> Result<(), Error> {
+        let Some(stored_hash) = stored_hash else {
+            return Err(Error::internal("protected record has no passphrase hash"));
+        };
+        let Some(given) = given else {
+            return Err(Error::validation(
+                "passphrase",
+                "this secret is protected by a passphrase; send it as passphrase",
+            ));
+        };
+        if passphrase::verify(given, stored_hash).await? {
+            Ok(())
+        } else {
+            tracing::info!("wrong passphrase");
+            Err(Error::validation("passphrase", "the passphrase is wrong"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_layout_round_trips() {
+        let plain = encode_record(Some("$argon2id$hash"), "the value").expect("encode");
+        let opened = decode_record(&plain).expect("decode");
+        assert_eq!(opened.passphrase_hash.as_deref(), Some("$argon2id$hash"));
+        assert_eq!(opened.value.as_str(), "the value");
+        let bare = decode_record(&encode_record(None, "v").expect("encode")).expect("decode");
+        assert_eq!((bare.passphrase_hash, bare.value.as_str()), (None, "v"));
+    }
+
+    #[test]
+    fn truncated_records_are_errors_not_panics() {
+        let plain = encode_record(Some("hash"), "v").expect("encode");
+        for len in 0..plain.len() - 1 {
+            if len != 7 {
+                // Length 7 is "hash" with an empty value: a valid record.
+                assert!(decode_record(&plain[..len]).is_err(), "length {len}");
+            }
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! burnbox's storage layer: the [`SecretStore`] trait and its two implementations,
+//! [`RedisStore`] (the real one) and [`MemoryStore`] (the embedded default).
+//!
+//! A store keeps opaque, already-sealed bytes and offers atomic operations on them: create a
+//! secret with its receipt, take a secret exactly once, read a receipt. It knows nothing of
+//! policy, crypto or transports. What it does own is the storage layout: records are addressed by
+//! a domain-separated SHA-256 of their keys ([`SecretId`], [`ReceiptId`]), so no storage key ever
+//! contains a secret key or metadata key.
+
+mod memory;
+mod redis_store;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+
+pub use memory::MemoryStore;
+pub use redis_store::{RedisConfig, RedisStore};
+
+/// Seconds since the Unix epoch.
+pub type UnixSeconds = i64;
+
+/// Where a secret and its receipt live: SHA-256 over a domain tag and the secret key.
+///
+/// Independent of the master key, so rotating the master key never moves a record; the secret
+/// key carries at least 128 bits of entropy, so the id cannot be turned back into a link.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SecretId([u8; 32]);
+
+impl SecretId {
+    /// Derives the storage id of the secret revealed by `secret_key`.
+    pub fn from_secret_key(secret_key: &str) -> Self {
+        Self(domain_hash(b"burnbox/v1/secret-id", secret_key))
+    }
+
+    /// The id as 32 raw bytes (bound as associated data by the crypto in core).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    fn to_hex(self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl std::fmt::Debug for SecretId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The id is not secret, but a short prefix is all a log reader needs.
+        write!(f, "SecretId({}…)", &self.to_hex()[..12])
+    }
+}
+
+/// Where the pointer from a metadata key to its secret lives: SHA-256 over a domain tag and
+/// the metadata key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReceiptId([u8; 32]);
+
+impl ReceiptId {
+    /// Derives the storage id of the receipt read with `metadata_key`.
+    pub fn from_metadata_key(metadata_key: &str) -> Self {
+        Self(domain_hash(b"burnbox/v1/receipt-id", metadata_key))
+    }
+
+    fn to_hex(self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl std::fmt::Debug for ReceiptId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ReceiptId({}…)", &self.to_hex()[..12])
+    }
+}
+
+fn domain_hash(domain: &[u8], key: &str) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    // Length-prefixed domain so no (domain, key) pair can collide with another.
+    hasher.update((domain.len() as u64).to_be_bytes());
+    hasher.update(domain);
+    hasher.update(key.as_bytes());
+    hasher.finalize().into()
+}
+
+/// A stored secret: sealed bytes plus the one fact the store must see without opening them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretRecord {
+    /// Whether revealing needs a passphrase; a protected record is never burned by
+    /// [`SecretStore::take_unprotected`].
+    pub protected: bool,
+    /// The encrypted record, opaque to the store.
+    pub sealed: Vec<u8>,
+}
+
+impl std::fmt::Debug for SecretRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretRecord")
+            .field("protected", &self.protected)
+            .field("sealed_len", &self.sealed.len())
+            .finish()
+    }
+}
+
+/// The lifecycle state a store tracks for a receipt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReceiptState {
+    /// Shared, not yet revealed.
+    New,
+    /// Revealed once; the secret is gone.
+    Received,
+    /// Destroyed unread.
+    Burned,
+}
+
+impl ReceiptState {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Received => "received",
+            Self::Burned => "burned",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "new" => Some(Self::New),
+            "received" => Some(Self::Received),
+            "burned" => Some(Self::Burned),
+            _ => None,
+        }
+    }
+}
+
+/// A receipt as stored: the sealed immutable part plus the state the store updates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredReceipt {
+    /// Where the receipt's secret lives (and lived, once taken).
+    pub secret_id: SecretId,
+    /// The immutable receipt fields, sealed by core, opaque to the store.
+    pub sealed: Vec<u8>,
+    /// Current state.
+    pub state: ReceiptState,
+    /// When the state last changed (creation time at first).
+    pub updated: UnixSeconds,
+    /// When the secret was taken, once it was.
+    pub received: Option<UnixSeconds>,
+    /// When the secret was burned, once it was.
+    pub burned: Option<UnixSeconds>,
+    /// Time left before the receipt expires.
+    pub receipt_ttl: Duration,
+    /// Time left before the secret expires; `None` once it is gone (taken, burned or expired).
+    pub secret_ttl: Option<Duration>,
+}
+
+/// Everything [`SecretStore::create`] writes, in one go.
+#[derive(Debug)]
+pub struct NewSecret {
+    /// Where the secret lives.
+    pub secret_id: SecretId,
+    /// Where the receipt pointer lives.
+    pub receipt_id: ReceiptId,
+    /// The secret record.
+    pub record: SecretRecord,
+    /// The sealed immutable part of the receipt.
+    pub receipt: Vec<u8>,
+    /// Creation time, the receipt's first `updated`.
+    pub created: UnixSeconds,
+    /// Lifetime of the secret.
+    pub secret_ttl: Duration,
+    /// Lifetime of the receipt (and its pointer).
+    pub receipt_ttl: Duration,
+}
+
+/// What [`SecretStore::take_unprotected`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Take {
+    /// The record was unprotected: it is now deleted and its receipt marked received.
+    Taken(SecretRecord),
+    /// The record needs a passphrase: it is returned untouched, still stored.
+    Protected(SecretRecord),
+    /// No such record (never existed, already taken, burned or expired).
+    Missing,
+}
+
+/// Why a store operation failed. Messages never contain keys or values.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backing store cannot be reached right now; retrying later may work.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The store answered with something it should not have.
+    #[error("store failure: {0}")]
+    Internal(String),
+}
+
+/// Atomic storage operations on secrets and receipts.
+///
+/// Implementations must guarantee, for any number of concurrent callers in any number of
+/// processes sharing the store: a record is returned by a taking operation at most once, and
+/// every record and receipt disappears by itself when its TTL runs out.
+#[async_trait]
+pub trait SecretStore: Send + Sync + 'static {
+    /// Writes a new secret, its receipt (state new) and the receipt pointer.
+    async fn create(&self, new: NewSecret) -> Result<(), StoreError>;
+
+    /// Takes the record if it is unprotected (one round trip on the hot path): deletes it and
+    /// marks its receipt received at `now`. A protected record is returned without change.
+    async fn take_unprotected(&self, id: &SecretId, now: UnixSeconds) -> Result<Take, StoreError>;
+
+    /// Takes the record whatever its protection (after core verified the passphrase): deletes
+    /// it and marks its receipt received at `now`. `None` when it is already gone.
+    async fn take(&self, id: &SecretId, now: UnixSeconds) -> Result<Option<SecretRecord>, StoreError>;
+
+    /// Reads a receipt through its pointer. `None` when the receipt expired or never existed.
+    async fn receipt(&self, id: &ReceiptId) -> Result<Option<StoredReceipt>, StoreError>;
+
+    /// Checks that the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

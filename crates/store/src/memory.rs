@@ -1,0 +1,166 @@
+//! The embedded store: everything in one process, behind one mutex, with the same guarantees as
+//! Redis (exactly-once take, expiry by TTL) so `cargo run` works on a bare machine.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::{
+    NewSecret, ReceiptId, ReceiptState, SecretId, SecretRecord, SecretStore, StoreError,
+    StoredReceipt, Take, UnixSeconds,
+};
+
+/// How often expired entries are swept out; between sweeps they are only invisible.
+const PURGE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// In-process [`SecretStore`]; secrets are lost when the process exits.
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[derive(Default)]
+struct State {
+    records: HashMap<SecretId, Expiring<SecretRecord>>,
+    receipts: HashMap<SecretId, Expiring<ReceiptEntry>>,
+    pointers: HashMap<ReceiptId, Expiring<SecretId>>,
+    next_purge: Option<Instant>,
+}
+
+struct Expiring<T> {
+    value: T,
+    expires_at: Instant,
+}
+
+impl<T> Expiring<T> {
+    fn new(value: T, ttl: Duration, now: Instant) -> Self {
+        Self { value, expires_at: now + ttl }
+    }
+
+    fn live(&self, now: Instant) -> bool {
+        self.expires_at > now
+    }
+}
+
+struct ReceiptEntry {
+    sealed: Vec<u8>,
+    state: ReceiptState,
+    updated: UnixSeconds,
+    received: Option<UnixSeconds>,
+    burned: Option<UnixSeconds>,
+}
+
+fn live<'map, K: std::hash::Hash + Eq, V>(
+    map: &'map HashMap<K, Expiring<V>>,
+    key: &K,
+    now: Instant,
+) -> Option<&'map Expiring<V>> {
+    map.get(key).filter(|entry| entry.live(now))
+}
+
+impl State {
+    fn purge_if_due(&mut self, now: Instant) {
+        if self.next_purge.is_some_and(|due| due > now) {
+            return;
+        }
+        self.records.retain(|_, entry| entry.live(now));
+        self.receipts.retain(|_, entry| entry.live(now));
+        self.pointers.retain(|_, entry| entry.live(now));
+        self.next_purge = Some(now + PURGE_INTERVAL);
+    }
+
+    /// Removes a live record and marks its receipt received.
+    fn take(&mut self, id: &SecretId, now: Instant, at: UnixSeconds) -> Option<SecretRecord> {
+        let record = self.records.remove(id).filter(|entry| entry.live(now))?;
+        if let Some(receipt) = self.receipts.get_mut(id).filter(|entry| entry.live(now)) {
+            receipt.value.state = ReceiptState::Received;
+            receipt.value.received = Some(at);
+            receipt.value.updated = at;
+        }
+        Some(record.value)
+    }
+}
+
+impl MemoryStore {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the maps half-updated in a way that breaks
+        // exactly-once (each operation is one insert or one remove), so poisoning is ignored.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl SecretStore for MemoryStore {
+    async fn create(&self, new: NewSecret) -> Result<(), StoreError> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        state.purge_if_due(now);
+        state
+            .records
+            .insert(new.secret_id, Expiring::new(new.record, new.secret_ttl, now));
+        let receipt = ReceiptEntry {
+            sealed: new.receipt,
+            state: ReceiptState::New,
+            updated: new.created,
+            received: None,
+            burned: None,
+        };
+        state
+            .receipts
+            .insert(new.secret_id, Expiring::new(receipt, new.receipt_ttl, now));
+        state
+            .pointers
+            .insert(new.receipt_id, Expiring::new(new.secret_id, new.receipt_ttl, now));
+        Ok(())
+    }
+
+    async fn take_unprotected(&self, id: &SecretId, at: UnixSeconds) -> Result<Take, StoreError> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        match live(&state.records, id, now) {
+            None => Ok(Take::Missing),
+            Some(entry) if entry.value.protected => Ok(Take::Protected(entry.value.clone())),
+            Some(_) => Ok(state.take(id, now, at).map_or(Take::Missing, Take::Taken)),
+        }
+    }
+
+    async fn take(&self, id: &SecretId, at: UnixSeconds) -> Result<Option<SecretRecord>, StoreError> {
+        Ok(self.lock().take(id, Instant::now(), at))
+    }
+
+    async fn receipt(&self, id: &ReceiptId) -> Result<Option<StoredReceipt>, StoreError> {
+        let now = Instant::now();
+        let state = self.lock();
+        let Some(pointer) = live(&state.pointers, id, now) else {
+            return Ok(None);
+        };
+        let secret_id = pointer.value;
+        let Some(receipt) = live(&state.receipts, &secret_id, now) else {
+            return Ok(None);
+        };
+        let secret_ttl = live(&state.records, &secret_id, now).map(|record| record.expires_at - now);
+        Ok(Some(StoredReceipt {
+            secret_id,
+            sealed: receipt.value.sealed.clone(),
+            state: receipt.value.state,
+            updated: receipt.value.updated,
+            received: receipt.value.received,
+            burned: receipt.value.burned,
+            receipt_ttl: receipt.expires_at - now,
+            secret_ttl,
+        }))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,266 @@
+//! The Redis store. Layout (every name is derived from hashes, never from a key itself):
+//!
+//! - `burnbox:{<secret id>}:record`   string: one flag byte (1 = protected) + the sealed record
+//! - `burnbox:{<secret id>}:receipt`  hash: `sealed`, `state`, `updated`, `received`, `burned`
+//! - `burnbox:pointer:<receipt id>`   string: the secret id (hex) of the receipt's secret
+//!
+//! The record and the receipt share a hash tag, so one script burns the record with `GETDEL` and
+//! marks the receipt in a single round trip, inside one Redis Cluster slot. Everything carries a
+//! TTL: the record its own, the receipt and pointer twice that. No sweeper is needed.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, RedisError, Script};
+
+use crate::{
+    NewSecret, ReceiptId, ReceiptState, SecretId, SecretRecord, SecretStore, StoreError,
+    StoredReceipt, Take, UnixSeconds,
+};
+
+/// Takes a record atomically and marks its receipt received.
+///
+/// KEYS[1] record, KEYS[2] receipt; ARGV[1] "unprotected" to leave protected records in place
+/// (returned untouched) or "any"; ARGV[2] the time of the take (Unix seconds).
+/// Returns nil when there is no record, else {"taken" | "protected", record}.
+const TAKE_SCRIPT: &str = r#"
+if ARGV[1] == 'unprotected' then
+  local peeked = redis.call('GET', KEYS[1])
+  if not peeked then return false end
+  if string.byte(peeked, 1) ~= 0 then return {'protected', peeked} end
+end
+local record = redis.call('GETDEL', KEYS[1])
+if not record then return false end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('HSET', KEYS[2], 'state', 'received', 'received', ARGV[2], 'updated', ARGV[2])
+end
+return {'taken', record}
+"#;
+
+/// How [`RedisStore`] connects.
+#[derive(Clone, Debug)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port[/db]` (or `rediss://`, `redis+unix://`).
+    pub url: String,
+    /// Longest wait for one command's answer (or for a connection) before failing as unavailable.
+    pub timeout: Duration,
+}
+
+/// [`SecretStore`] on a standalone Redis, reconnecting by itself after Redis restarts.
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: ConnectionManager,
+    take_script: Script,
+}
+
+impl RedisStore {
+    /// Connects to Redis (failing if it cannot be reached within the timeout).
+    pub async fn connect(config: &RedisConfig) -> Result<Self, StoreError> {
+        let client = redis::Client::open(config.url.as_str())
+            .map_err(|err| StoreError::Internal(format!("invalid Redis URL: {err}")))?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.timeout))
+            .set_response_timeout(Some(config.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(2));
+        let connection = ConnectionManager::new_with_config(client, manager_config)
+            .await
+            .map_err(classify)?;
+        Ok(Self {
+            connection,
+            take_script: Script::new(TAKE_SCRIPT),
+        })
+    }
+
+    async fn run_take(
+        &self,
+        id: &SecretId,
+        mode: &str,
+        at: UnixSeconds,
+    ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        let mut connection = self.connection.clone();
+        self.take_script
+            .key(record_key(id))
+            .key(receipt_key(id))
+            .arg(mode)
+            .arg(at)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(classify)
+    }
+}
+
+fn record_key(id: &SecretId) -> String {
+    format!("burnbox:{{{}}}:record", id.to_hex())
+}
+
+fn receipt_key(id: &SecretId) -> String {
+    format!("burnbox:{{{}}}:receipt", id.to_hex())
+}
+
+fn pointer_key(id: &ReceiptId) -> String {
+    format!("burnbox:pointer:{}", id.to_hex())
+}
+
+fn encode_record(record: SecretRecord) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(record.sealed.len() + 1);
+    bytes.push(u8::from(record.protected));
+    bytes.extend_from_slice(&record.sealed);
+    bytes
+}
+
+fn decode_record(bytes: Vec<u8>) -> Result<SecretRecord, StoreError> {
+    match bytes.split_first() {
+        Some((&flag, sealed)) if flag <= 1 => Ok(SecretRecord {
+            protected: flag == 1,
+            sealed: sealed.to_vec(),
+        }),
+        Some(_) | None => Err(StoreError::Internal("malformed secret record".into())),
+    }
+}
+
+fn classify(err: RedisError) -> StoreError {
+    if err.is_io_error()
+        || err.is_timeout()
+        || err.is_connection_dropped()
+        || err.is_connection_refusal()
+        || err.is_unrecoverable_error()
+    {
+        StoreError::Unavailable(err.to_string())
+    } else {
+        StoreError::Internal(err.to_string())
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    // Redis rejects a zero expiry; a secret always lives at least a millisecond.
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// PTTL's answer as a duration: negative answers mean "no such key" (-2) or "no expiry" (-1).
+fn remaining(pttl: i64) -> Option<Duration> {
+    u64::try_from(pttl).ok().map(Duration::from_millis)
+}
+
+fn parse_timestamp(fields: &HashMap<String, Vec<u8>>, name: &str) -> Result<Option<UnixSeconds>, StoreError> {
+    fields
+        .get(name)
+        .map(|raw| {
+            std::str::from_utf8(raw)
+                .ok()
+                .and_then(|text| text.parse().ok())
+                .ok_or_else(|| StoreError::Internal(format!("malformed receipt field {name}")))
+        })
+        .transpose()
+}
+
+#[async_trait]
+impl SecretStore for RedisStore {
+    async fn create(&self, new: NewSecret) -> Result<(), StoreError> {
+        let receipt = receipt_key(&new.secret_id);
+        let receipt_ms = millis(new.receipt_ttl);
+        let mut connection = self.connection.clone();
+        // One round trip; the record and receipt share a slot, the pointer is in its own.
+        redis::pipe()
+            .cmd("SET")
+            .arg(record_key(&new.secret_id))
+            .arg(encode_record(new.record))
+            .arg("PX")
+            .arg(millis(new.secret_ttl))
+            .ignore()
+            .hset_multiple(
+                &receipt,
+                &[
+                    ("sealed", new.receipt),
+                    ("state", ReceiptState::New.as_str().as_bytes().to_vec()),
+                    ("updated", new.created.to_string().into_bytes()),
+                ],
+            )
+            .ignore()
+            .pexpire(&receipt, receipt_ms as i64)
+            .ignore()
+            .cmd("SET")
+            .arg(pointer_key(&new.receipt_id))
+            .arg(new.secret_id.to_hex())
+            .arg("PX")
+            .arg(receipt_ms)
+            .ignore()
+            .exec_async(&mut connection)
+            .await
+            .map_err(classify)
+    }
+
+    async fn take_unprotected(&self, id: &SecretId, at: UnixSeconds) -> Result<Take, StoreError> {
+        match self.run_take(id, "unprotected", at).await? {
+            None => Ok(Take::Missing),
+            Some((kind, bytes)) => {
+                let record = decode_record(bytes)?;
+                match kind.as_str() {
+                    "taken" => Ok(Take::Taken(record)),
+                    "protected" => Ok(Take::Protected(record)),
+                    other => Err(StoreError::Internal(format!("unexpected take result {other:?}"))),
+                }
+            }
+        }
+    }
+
+    async fn take(&self, id: &SecretId, at: UnixSeconds) -> Result<Option<SecretRecord>, StoreError> {
+        self.run_take(id, "any", at)
+            .await?
+            .map(|(_, bytes)| decode_record(bytes))
+            .transpose()
+    }
+
+    async fn receipt(&self, id: &ReceiptId) -> Result<Option<StoredReceipt>, StoreError> {
+        let mut connection = self.connection.clone();
+        let pointer: Option<String> = connection.get(pointer_key(id)).await.map_err(classify)?;
+        let Some(secret_id) = pointer.as_deref().and_then(parse_secret_id) else {
+            return Ok(None);
+        };
+        let (fields, receipt_pttl, record_pttl): (HashMap<String, Vec<u8>>, i64, i64) = redis::pipe()
+            .hgetall(receipt_key(&secret_id))
+            .pttl(receipt_key(&secret_id))
+            .pttl(record_key(&secret_id))
+            .query_async(&mut connection)
+            .await
+            .map_err(classify)?;
+        let (Some(receipt_ttl), Some(sealed), Some(state)) = (
+            remaining(receipt_pttl),
+            fields.get("sealed"),
+            fields.get("state"),
+        ) else {
+            return Ok(None);
+        };
+        let state = std::str::from_utf8(state)
+            .ok()
+            .and_then(ReceiptState::parse)
+            .ok_or_else(|| StoreError::Internal("malformed receipt state".into()))?;
+        Ok(Some(StoredReceipt {
+            secret_id,
+            sealed: sealed.clone(),
+            state,
+            updated: parse_timestamp(&fields, "updated")?.unwrap_or_default(),
+            received: parse_timestamp(&fields, "received")?,
+            burned: parse_timestamp(&fields, "burned")?,
+            receipt_ttl,
+            secret_ttl: remaining(record_pttl),
+        }))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut connection)
+            .await
+            .map(drop)
+            .map_err(classify)
+    }
+}
+
+fn parse_secret_id(hex_id: &str) -> Option<SecretId> {
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(hex_id, &mut bytes).ok()?;
+    Some(SecretId(bytes))
+}
