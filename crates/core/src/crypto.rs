@@ -71,7 +71,11 @@ impl Purpose {
     }
 }
 
-fn cipher(master: &MasterKey, purpose: Purpose, caller_key: &str) -> Result<XChaCha20Poly1305, Error> {
+fn cipher(
+    master: &MasterKey,
+    purpose: Purpose,
+    caller_key: &str,
+) -> Result<XChaCha20Poly1305, Error> {
     let hkdf = Hkdf::<Sha256>::new(Some(caller_key.as_bytes()), master.0.as_slice());
     let mut key = Zeroizing::new([0u8; 32]);
     // 32 bytes is far below HKDF-SHA256's 8160-byte limit, so expand cannot fail.
@@ -95,7 +99,13 @@ impl Keyring {
         let nonce = XNonce::generate();
         let aad = associated_data(purpose, id);
         let ciphertext = cipher(&self.current, purpose, caller_key)?
-            .encrypt(&nonce, Payload { msg: plaintext, aad: &aad })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| Error::internal("encryption failed"))?;
         let mut sealed = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
         sealed.push(FORMAT_V1);
@@ -126,11 +136,19 @@ impl Keyring {
             .find_map(|master| {
                 cipher(master, purpose, caller_key)
                     .ok()?
-                    .decrypt(&nonce, Payload { msg: ciphertext, aad: &aad })
+                    .decrypt(
+                        &nonce,
+                        Payload {
+                            msg: ciphertext,
+                            aad: &aad,
+                        },
+                    )
                     .ok()
             })
             .map(Zeroizing::new)
-            .ok_or_else(|| Error::internal("sealed blob does not open with any configured master key"))
+            .ok_or_else(|| {
+                Error::internal("sealed blob does not open with any configured master key")
+            })
     }
 }
 
@@ -145,13 +163,25 @@ mod tests {
     #[test]
     fn round_trips_and_binds_key_purpose_and_id() {
         let keyring = Keyring::new(MasterKey::generate(), None);
-        let sealed = keyring.seal(Purpose::Record, "k", &id(), b"hello").expect("seal");
-        let opened = keyring.open(Purpose::Record, "k", &id(), &sealed).expect("open");
+        let sealed = keyring
+            .seal(Purpose::Record, "k", &id(), b"hello")
+            .expect("seal");
+        let opened = keyring
+            .open(Purpose::Record, "k", &id(), &sealed)
+            .expect("open");
         assert_eq!(opened.as_slice(), b"hello");
-        assert!(keyring.open(Purpose::Record, "other", &id(), &sealed).is_err());
+        assert!(
+            keyring
+                .open(Purpose::Record, "other", &id(), &sealed)
+                .is_err()
+        );
         assert!(keyring.open(Purpose::Receipt, "k", &id(), &sealed).is_err());
         let other_id = SecretId::from_secret_key("x");
-        assert!(keyring.open(Purpose::Record, "k", &other_id, &sealed).is_err());
+        assert!(
+            keyring
+                .open(Purpose::Record, "k", &other_id, &sealed)
+                .is_err()
+        );
     }
 
     #[test]
@@ -162,10 +192,17 @@ mod tests {
             .expect("seal");
         let rotated = Keyring::new(MasterKey::generate(), Some(old));
         assert_eq!(
-            rotated.open(Purpose::Record, "k", &id(), &sealed).expect("open").as_slice(),
+            rotated
+                .open(Purpose::Record, "k", &id(), &sealed)
+                .expect("open")
+                .as_slice(),
             b"v"
         );
         let forgotten = Keyring::new(MasterKey::generate(), None);
-        assert!(forgotten.open(Purpose::Record, "k", &id(), &sealed).is_err());
+        assert!(
+            forgotten
+                .open(Purpose::Record, "k", &id(), &sealed)
+                .is_err()
+        );
     }
 }

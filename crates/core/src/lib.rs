@@ -14,6 +14,8 @@ mod secrets;
 pub use crypto::{Keyring, MasterKey};
 pub use error::{Error, ErrorKind};
 pub use keys::KEY_LENGTH;
-pub use model::{ANONYMOUS_CUSTID, Caller, Receipt, ReceiptState, RevealInput, Revealed, ShareInput};
+pub use model::{
+    ANONYMOUS_CUSTID, Caller, Receipt, ReceiptState, RevealInput, Revealed, ShareInput,
+};
 pub use policy::{MAX_PASSPHRASE_CHARS, MIN_TTL_SECONDS, Policy};
 pub use secrets::{Secrets, Settings};

@@ -24,8 +24,9 @@ pub(crate) async fn hash(passphrase: Zeroizing<String>) -> Result<String, Error>
 /// Whether `passphrase` matches the PHC string `hash` (argon2 compares in constant time).
 pub(crate) async fn verify(passphrase: Zeroizing<String>, hash: String) -> Result<bool, Error> {
     tokio::task::spawn_blocking(move || {
-        let parsed = PasswordHash::new(&hash)
-            .map_err(|err| Error::internal(format!("stored passphrase hash is malformed: {err}")))?;
+        let parsed = PasswordHash::new(&hash).map_err(|err| {
+            Error::internal(format!("stored passphrase hash is malformed: {err}"))
+        })?;
         Ok(Argon2::default()
             .verify_password(passphrase.as_bytes(), &parsed)
             .is_ok())

@@ -66,7 +66,10 @@ impl Policy {
     pub(crate) fn secret(&self, secret: Option<String>) -> Result<Zeroizing<String>, Error> {
         let secret = Zeroizing::new(secret.unwrap_or_default());
         if secret.is_empty() {
-            return Err(Error::validation("secret", "secret is required and must not be empty"));
+            return Err(Error::validation(
+                "secret",
+                "secret is required and must not be empty",
+            ));
         }
         if secret.len() > self.max_secret_bytes {
             return Err(Error::validation(
@@ -80,7 +83,9 @@ impl Policy {
 
 /// An optional passphrase: absent and empty mean none (web forms send empty fields).
 pub(crate) fn passphrase(passphrase: Option<String>) -> Result<Option<Zeroizing<String>>, Error> {
-    let passphrase = passphrase.map(Zeroizing::new).filter(|text| !text.is_empty());
+    let passphrase = passphrase
+        .map(Zeroizing::new)
+        .filter(|text| !text.is_empty());
     if let Some(text) = &passphrase
         && text.chars().count() > MAX_PASSPHRASE_CHARS
     {
@@ -103,18 +108,36 @@ mod tests {
 
     #[test]
     fn ttl_defaults_and_bounds() {
-        assert_eq!(policy().ttl(None).expect("default"), Duration::from_secs(3600));
-        assert_eq!(policy().ttl(Some(60)).expect("min"), Duration::from_secs(60));
-        assert_eq!(policy().ttl(Some(86_400)).expect("max"), Duration::from_secs(86_400));
+        assert_eq!(
+            policy().ttl(None).expect("default"),
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            policy().ttl(Some(60)).expect("min"),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            policy().ttl(Some(86_400)).expect("max"),
+            Duration::from_secs(86_400)
+        );
         for bad in [59, 86_401, 0, -5, i64::MIN, i64::MAX] {
             let err = policy().ttl(Some(bad)).expect_err("out of range");
-            assert_eq!((err.kind(), err.field()), (ErrorKind::Validation, Some("ttl")));
+            assert_eq!(
+                (err.kind(), err.field()),
+                (ErrorKind::Validation, Some("ttl"))
+            );
         }
     }
 
     #[test]
     fn secret_must_be_present_and_within_size() {
-        assert_eq!(policy().secret(Some("0123456789".into())).expect("fits").as_str(), "0123456789");
+        assert_eq!(
+            policy()
+                .secret(Some("0123456789".into()))
+                .expect("fits")
+                .as_str(),
+            "0123456789"
+        );
         for bad in [None, Some(String::new()), Some("01234567890".into())] {
             let err = policy().secret(bad).expect_err("rejected");
             assert_eq!(err.field(), Some("secret"));
@@ -124,7 +147,11 @@ mod tests {
     #[test]
     fn passphrase_empty_is_none_and_long_is_rejected() {
         assert!(passphrase(Some(String::new())).expect("empty").is_none());
-        assert!(passphrase(Some("é".repeat(128))).expect("128 chars").is_some());
+        assert!(
+            passphrase(Some("é".repeat(128)))
+                .expect("128 chars")
+                .is_some()
+        );
         let err = passphrase(Some("a".repeat(129))).expect_err("too long");
         assert_eq!(err.field(), Some("passphrase"));
     }

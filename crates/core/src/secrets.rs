@@ -48,7 +48,9 @@ struct ReceiptBody {
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
 }
 
 fn seconds(duration: Duration) -> i64 {
@@ -57,7 +59,8 @@ fn seconds(duration: Duration) -> i64 {
 
 fn encode_record(passphrase_hash: Option<&str>, value: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
     let hash = passphrase_hash.unwrap_or_default().as_bytes();
-    let hash_len = u16::try_from(hash.len()).map_err(|_| Error::internal("passphrase hash too long"))?;
+    let hash_len =
+        u16::try_from(hash.len()).map_err(|_| Error::internal("passphrase hash too long"))?;
     let mut plain = Zeroizing::new(Vec::with_capacity(3 + hash.len() + value.len()));
     plain.push(RECORD_V1);
     plain.extend_from_slice(&hash_len.to_be_bytes());
@@ -78,12 +81,17 @@ fn decode_record(plain: &[u8]) -> Result<OpenedRecord, Error> {
         return Err(malformed());
     };
     let (len, rest) = rest.split_first_chunk::<2>().ok_or_else(malformed)?;
-    let (hash, value) = rest.split_at_checked(usize::from(u16::from_be_bytes(*len))).ok_or_else(malformed)?;
+    let (hash, value) = rest
+        .split_at_checked(usize::from(u16::from_be_bytes(*len)))
+        .ok_or_else(malformed)?;
     let passphrase_hash = (!hash.is_empty())
         .then(|| String::from_utf8(hash.to_vec()).map_err(|_| malformed()))
         .transpose()?;
     let value = Zeroizing::new(String::from_utf8(value.to_vec()).map_err(|_| malformed())?);
-    Ok(OpenedRecord { passphrase_hash, value })
+    Ok(OpenedRecord {
+        passphrase_hash,
+        value,
+    })
 }
 
 impl Secrets {
@@ -161,9 +169,11 @@ impl Secrets {
             sealed: keyring.seal(Purpose::Record, &secret_key, &secret_id, &record_plain)?,
         };
         let body_plain = Zeroizing::new(
-            serde_json::to_vec(&body).map_err(|err| Error::internal(format!("receipt encoding: {err}")))?,
+            serde_json::to_vec(&body)
+                .map_err(|err| Error::internal(format!("receipt encoding: {err}")))?,
         );
-        let sealed_receipt = keyring.seal(Purpose::Receipt, &metadata_key, &secret_id, &body_plain)?;
+        let sealed_receipt =
+            keyring.seal(Purpose::Receipt, &metadata_key, &secret_id, &body_plain)?;
         self.store
             .create(NewSecret {
                 secret_id,
@@ -175,7 +185,11 @@ impl Secrets {
                 receipt_ttl,
             })
             .await?;
-        tracing::info!(ttl = body.ttl, passphrase = body.passphrase_required, "secret shared");
+        tracing::info!(
+            ttl = body.ttl,
+            passphrase = body.passphrase_required,
+            "secret shared"
+        );
 
         Ok(Receipt {
             custid: body.custid,
@@ -211,7 +225,8 @@ impl Secrets {
             Take::Taken(record) => self.open_record(&key, &secret_id, &record)?,
             Take::Protected(record) => {
                 let opened = self.open_record(&key, &secret_id, &record)?;
-                self.check_passphrase(passphrase, opened.passphrase_hash).await?;
+                self.check_passphrase(passphrase, opened.passphrase_hash)
+                    .await?;
                 let taken = self
                     .store
                     .take(&secret_id, now())

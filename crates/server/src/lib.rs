@@ -1,1 +1,14 @@
-//! placeholder
+//! burnbox-server: the `burnbox` binary's library. It holds configuration, telemetry, the REST
+//! adapter (poem-openapi), the gRPC adapter (tonic), the one wire-error table and the admin
+//! endpoints, and assembles them around the one handler in [`Application`].
+
+pub mod admin;
+pub mod app;
+pub mod config;
+pub mod grpc;
+pub mod rest;
+pub mod telemetry;
+pub mod wire_error;
+
+pub use app::{Application, StartupError};
+pub use config::{Config, ConfigError};

@@ -9,7 +9,8 @@ pub mod v1 {
 }
 
 /// The encoded `FileDescriptorSet` of the burnbox protos, for gRPC server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/burnbox_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/burnbox_descriptor.bin"));
 
 /// The REST contract as checked in (`openapi/burnbox.yaml`).
 pub const OPENAPI_YAML: &str = include_str!("../../../openapi/burnbox.yaml");

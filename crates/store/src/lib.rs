@@ -209,7 +209,11 @@ pub trait SecretStore: Send + Sync + 'static {
 
     /// Takes the record whatever its protection (after core verified the passphrase): deletes
     /// it and marks its receipt received at `now`. `None` when it is already gone.
-    async fn take(&self, id: &SecretId, now: UnixSeconds) -> Result<Option<SecretRecord>, StoreError>;
+    async fn take(
+        &self,
+        id: &SecretId,
+        now: UnixSeconds,
+    ) -> Result<Option<SecretRecord>, StoreError>;
 
     /// Reads a receipt through its pointer. `None` when the receipt expired or never existed.
     async fn receipt(&self, id: &ReceiptId) -> Result<Option<StoredReceipt>, StoreError>;

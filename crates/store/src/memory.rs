@@ -43,7 +43,10 @@ struct Expiring<T> {
 
 impl<T> Expiring<T> {
     fn new(value: T, ttl: Duration, now: Instant) -> Self {
-        Self { value, expires_at: now + ttl }
+        Self {
+            value,
+            expires_at: now + ttl,
+        }
     }
 
     fn live(&self, now: Instant) -> bool {
@@ -94,7 +97,9 @@ impl MemoryStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the maps half-updated in a way that breaks
         // exactly-once (each operation is one insert or one remove), so poisoning is ignored.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -104,9 +109,10 @@ impl SecretStore for MemoryStore {
         let now = Instant::now();
         let mut state = self.lock();
         state.purge_if_due(now);
-        state
-            .records
-            .insert(new.secret_id, Expiring::new(new.record, new.secret_ttl, now));
+        state.records.insert(
+            new.secret_id,
+            Expiring::new(new.record, new.secret_ttl, now),
+        );
         let receipt = ReceiptEntry {
             sealed: new.receipt,
             state: ReceiptState::New,
@@ -117,9 +123,10 @@ impl SecretStore for MemoryStore {
         state
             .receipts
             .insert(new.secret_id, Expiring::new(receipt, new.receipt_ttl, now));
-        state
-            .pointers
-            .insert(new.receipt_id, Expiring::new(new.secret_id, new.receipt_ttl, now));
+        state.pointers.insert(
+            new.receipt_id,
+            Expiring::new(new.secret_id, new.receipt_ttl, now),
+        );
         Ok(())
     }
 
@@ -133,7 +140,11 @@ impl SecretStore for MemoryStore {
         }
     }
 
-    async fn take(&self, id: &SecretId, at: UnixSeconds) -> Result<Option<SecretRecord>, StoreError> {
+    async fn take(
+        &self,
+        id: &SecretId,
+        at: UnixSeconds,
+    ) -> Result<Option<SecretRecord>, StoreError> {
         Ok(self.lock().take(id, Instant::now(), at))
     }
 
@@ -147,7 +158,8 @@ impl SecretStore for MemoryStore {
         let Some(receipt) = live(&state.receipts, &secret_id, now) else {
             return Ok(None);
         };
-        let secret_ttl = live(&state.records, &secret_id, now).map(|record| record.expires_at - now);
+        let secret_ttl =
+            live(&state.records, &secret_id, now).map(|record| record.expires_at - now);
         Ok(Some(StoredReceipt {
             secret_id,
             sealed: receipt.value.sealed.clone(),

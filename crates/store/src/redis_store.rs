@@ -136,7 +136,9 @@ fn classify(err: RedisError) -> StoreError {
 
 fn millis(duration: Duration) -> u64 {
     // Redis rejects a zero expiry; a secret always lives at least a millisecond.
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 /// PTTL's answer as a duration: negative answers mean "no such key" (-2) or "no expiry" (-1).
@@ -144,7 +146,10 @@ fn remaining(pttl: i64) -> Option<Duration> {
     u64::try_from(pttl).ok().map(Duration::from_millis)
 }
 
-fn parse_timestamp(fields: &HashMap<String, Vec<u8>>, name: &str) -> Result<Option<UnixSeconds>, StoreError> {
+fn parse_timestamp(
+    fields: &HashMap<String, Vec<u8>>,
+    name: &str,
+) -> Result<Option<UnixSeconds>, StoreError> {
     fields
         .get(name)
         .map(|raw| {
@@ -200,13 +205,19 @@ impl SecretStore for RedisStore {
                 match kind.as_str() {
                     "taken" => Ok(Take::Taken(record)),
                     "protected" => Ok(Take::Protected(record)),
-                    other => Err(StoreError::Internal(format!("unexpected take result {other:?}"))),
+                    other => Err(StoreError::Internal(format!(
+                        "unexpected take result {other:?}"
+                    ))),
                 }
             }
         }
     }
 
-    async fn take(&self, id: &SecretId, at: UnixSeconds) -> Result<Option<SecretRecord>, StoreError> {
+    async fn take(
+        &self,
+        id: &SecretId,
+        at: UnixSeconds,
+    ) -> Result<Option<SecretRecord>, StoreError> {
         self.run_take(id, "any", at)
             .await?
             .map(|(_, bytes)| decode_record(bytes))
@@ -219,13 +230,14 @@ impl SecretStore for RedisStore {
         let Some(secret_id) = pointer.as_deref().and_then(parse_secret_id) else {
             return Ok(None);
         };
-        let (fields, receipt_pttl, record_pttl): (HashMap<String, Vec<u8>>, i64, i64) = redis::pipe()
-            .hgetall(receipt_key(&secret_id))
-            .pttl(receipt_key(&secret_id))
-            .pttl(record_key(&secret_id))
-            .query_async(&mut connection)
-            .await
-            .map_err(classify)?;
+        let (fields, receipt_pttl, record_pttl): (HashMap<String, Vec<u8>>, i64, i64) =
+            redis::pipe()
+                .hgetall(receipt_key(&secret_id))
+                .pttl(receipt_key(&secret_id))
+                .pttl(record_key(&secret_id))
+                .query_async(&mut connection)
+                .await
+                .map_err(classify)?;
         let (Some(receipt_ttl), Some(sealed), Some(state)) = (
             remaining(receipt_pttl),
             fields.get("sealed"),

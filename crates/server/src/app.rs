@@ -1,0 +1,207 @@
+//! Assembling and running the server: the store, the one handler, and the REST, gRPC and admin
+//! listeners in one process and one runtime, with graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use burnbox_core::{Secrets, Settings};
+use burnbox_spec::v1::secrets_server::SecretsServer;
+use burnbox_store::{MemoryStore, RedisConfig, RedisStore, SecretStore, StoreError};
+use poem::listener::TcpAcceptor;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, ConfigError};
+use crate::grpc::GrpcSecrets;
+use crate::{admin, rest};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The configuration is invalid (exit code 2).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store could not be reached.
+    #[error("cannot connect to Redis: {0}")]
+    Store(#[from] StoreError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address that failed.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The gRPC reflection service could not be built.
+    #[error("gRPC reflection: {0}")]
+    Reflection(String),
+}
+
+/// A server with its listeners bound, ready to run.
+pub struct Application {
+    config: Config,
+    secrets: Arc<Secrets>,
+    http: TcpListener,
+    grpc: TcpListener,
+    admin: TcpListener,
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Bind { addr, source })
+}
+
+impl Application {
+    /// Validates the configuration, connects the store and binds all three listeners (port 0
+    /// picks free ports; read them back with the `*_addr` methods).
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let policy = config.policy()?;
+        let (keyring, ephemeral_key) = config.keyring()?;
+        let store: Arc<dyn SecretStore> = match &config.redis_url {
+            Some(url) => {
+                let store = RedisStore::connect(&RedisConfig {
+                    url: url.clone(),
+                    timeout: config.redis_timeout(),
+                })
+                .await?;
+                tracing::info!("store: Redis");
+                Arc::new(store)
+            }
+            None => {
+                tracing::info!(
+                    "store: in-process memory (no BURNBOX_REDIS_URL); secrets are lost on restart"
+                );
+                Arc::new(MemoryStore::new())
+            }
+        };
+        if ephemeral_key {
+            tracing::warn!("no BURNBOX_MASTER_KEY: using an ephemeral master key for this process");
+        }
+        let secrets = Arc::new(Secrets::new(
+            store,
+            Settings {
+                policy,
+                keyring,
+                share_domain: config.public_url.clone(),
+            },
+        ));
+        Ok(Self {
+            http: bind(config.http_addr).await?,
+            grpc: bind(config.grpc_addr).await?,
+            admin: bind(config.admin_addr).await?,
+            secrets,
+            config,
+        })
+    }
+
+    /// The bound REST address.
+    pub fn http_addr(&self) -> SocketAddr {
+        local_addr(&self.http)
+    }
+
+    /// The bound gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        local_addr(&self.grpc)
+    }
+
+    /// The bound admin address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        local_addr(&self.admin)
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests finish
+    /// (up to the configured grace period) and returns.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartupError> {
+        let stop = CancellationToken::new();
+        let grace = Duration::from_secs(self.config.shutdown_grace_seconds);
+        let max_body = grpc_message_cap(self.secrets.policy().max_secret_bytes());
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<SecretsServer<GrpcSecrets>>().await;
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(burnbox_spec::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let reflection_error =
+            |err: tonic_reflection::server::Error| StartupError::Reflection(err.to_string());
+        let reflection_v1 = reflection().build_v1().map_err(reflection_error)?;
+        let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_error)?;
+        let grpc_service = GrpcSecrets::new(self.secrets.clone())
+            .into_server()
+            .max_decoding_message_size(max_body);
+        let grpc = tonic::transport::Server::builder()
+            .add_service(grpc_service)
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(self.grpc),
+                stop.clone().cancelled_owned(),
+            );
+
+        let http = poem::Server::new_with_acceptor(acceptor(self.http)?)
+            .run_with_graceful_shutdown(
+                rest::endpoint(self.secrets.clone()),
+                stop.clone().cancelled_owned(),
+                Some(grace),
+            );
+        let admin = poem::Server::new_with_acceptor(acceptor(self.admin)?)
+            .run_with_graceful_shutdown(
+                admin::endpoint(self.secrets.clone()),
+                stop.clone().cancelled_owned(),
+                Some(grace),
+            );
+
+        let trigger = stop.clone();
+        let health_on_stop = health.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new connections, finishing in-flight requests");
+            health_on_stop
+                .set_not_serving::<SecretsServer<GrpcSecrets>>()
+                .await;
+            trigger.cancel();
+        });
+
+        let (grpc_result, http_result, admin_result) = tokio::join!(grpc, http, admin);
+        // If one listener failed on its own, stop the others too.
+        stop.cancel();
+        grpc_result.map_err(|err| StartupError::Reflection(format!("gRPC server: {err}")))?;
+        http_result.map_err(|source| StartupError::Bind {
+            addr: self.config.http_addr,
+            source,
+        })?;
+        admin_result.map_err(|source| StartupError::Bind {
+            addr: self.config.admin_addr,
+            source,
+        })?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn local_addr(listener: &TcpListener) -> SocketAddr {
+    listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+}
+
+fn acceptor(listener: TcpListener) -> Result<TcpAcceptor, StartupError> {
+    let addr = local_addr(&listener);
+    TcpAcceptor::from_tokio(listener).map_err(|source| StartupError::Bind { addr, source })
+}
+
+/// The largest gRPC message accepted: room for a maximal secret (and a passphrase and the other
+/// fields) so an oversized secret reaches validation and gets its 422-equivalent, while a message
+/// far beyond that is refused before it is buffered.
+fn grpc_message_cap(max_secret_bytes: usize) -> usize {
+    max_secret_bytes.saturating_mul(2).saturating_add(64 * 1024)
+}

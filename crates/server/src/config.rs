@@ -1,0 +1,183 @@
+//! The server's configuration: one struct from CLI flags and `BURNBOX_*` environment variables.
+//! Defaults run locally with no configuration at all (memory store, ephemeral master key).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use base64::Engine;
+use burnbox_core::{Keyring, MasterKey, Policy};
+use clap::Parser;
+
+/// burnbox: one-time secrets over the Onetime Secret v1 REST API and gRPC.
+#[derive(Parser, Clone)]
+#[command(name = "burnbox", version, about)]
+pub struct Config {
+    /// Address of the REST listener.
+    #[arg(long, env = "BURNBOX_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+
+    /// Address of the gRPC listener.
+    #[arg(long, env = "BURNBOX_GRPC_ADDR", default_value = "0.0.0.0:50051")]
+    pub grpc_addr: SocketAddr,
+
+    /// Address of the admin listener (/livez, /readyz).
+    #[arg(long, env = "BURNBOX_ADMIN_ADDR", default_value = "0.0.0.0:9090")]
+    pub admin_addr: SocketAddr,
+
+    /// Redis URL (redis://host:port/db). Unset: secrets live in process memory.
+    #[arg(long, env = "BURNBOX_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// How long to wait for Redis (connect or command) before answering 503, in milliseconds.
+    #[arg(long, env = "BURNBOX_REDIS_TIMEOUT_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub redis_timeout_ms: u64,
+
+    /// Master key for encryption at rest: base64 of 32 random bytes (`openssl rand -base64 32`).
+    /// Required with Redis; without Redis an ephemeral key is generated.
+    #[arg(long, env = "BURNBOX_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+
+    /// The public base URL of the service; returned as `share_domain`.
+    #[arg(long, env = "BURNBOX_PUBLIC_URL", default_value = "")]
+    pub public_url: String,
+
+    /// Largest secret accepted, in bytes.
+    #[arg(long, env = "BURNBOX_MAX_SECRET_BYTES", default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(1..=16 * 1024 * 1024))]
+    pub max_secret_bytes: u64,
+
+    /// Lifetime of a secret shared without a ttl, in seconds (default 7 days).
+    #[arg(long, env = "BURNBOX_DEFAULT_TTL", default_value_t = 604_800)]
+    pub default_ttl: i64,
+
+    /// Longest lifetime a secret may be given, in seconds (default 30 days).
+    #[arg(long, env = "BURNBOX_MAX_TTL", default_value_t = 2_592_000)]
+    pub max_ttl: i64,
+
+    /// Log filter in RUST_LOG syntax, e.g. `info` or `burnbox_core=debug,info`.
+    #[arg(long, env = "BURNBOX_LOG", default_value = "info")]
+    pub log: String,
+
+    /// Log line format.
+    #[arg(long, env = "BURNBOX_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// How long in-flight requests may take to finish after SIGTERM, in seconds.
+    #[arg(long, env = "BURNBOX_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
+    pub shutdown_grace_seconds: u64,
+}
+
+/// How log lines are written.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// Whether lines are JSON.
+    pub fn is_json(self) -> bool {
+        self == Self::Json
+    }
+}
+
+/// A configuration mistake, naming the setting at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {setting}: {problem}")]
+pub struct ConfigError {
+    /// The environment variable of the setting.
+    pub setting: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl Config {
+    /// The limits on shared secrets.
+    pub fn policy(&self) -> Result<Policy, ConfigError> {
+        let max_secret_bytes = usize::try_from(self.max_secret_bytes).map_err(|_| ConfigError {
+            setting: "BURNBOX_MAX_SECRET_BYTES",
+            problem: "too large for this platform".into(),
+        })?;
+        Policy::new(self.default_ttl, self.max_ttl, max_secret_bytes).map_err(|problem| {
+            ConfigError {
+                setting: if problem.starts_with("default") {
+                    "BURNBOX_DEFAULT_TTL"
+                } else {
+                    "BURNBOX_MAX_TTL"
+                },
+                problem,
+            }
+        })
+    }
+
+    /// The configured master key, if any.
+    pub fn master_key(&self) -> Result<Option<MasterKey>, ConfigError> {
+        let Some(encoded) = self
+            .master_key
+            .as_deref()
+            .filter(|text| !text.trim().is_empty())
+        else {
+            return Ok(None);
+        };
+        let invalid = || ConfigError {
+            setting: "BURNBOX_MASTER_KEY",
+            problem:
+                "must be base64 of exactly 32 bytes (generate one with `openssl rand -base64 32`)"
+                    .into(),
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map_err(|_| invalid())?;
+        let bytes: [u8; 32] = bytes.try_into().map_err(|_| invalid())?;
+        Ok(Some(MasterKey::from_bytes(bytes)))
+    }
+
+    /// The keyring: the configured key, or (memory store only) an ephemeral one. Returns whether
+    /// the key is ephemeral, so startup can warn.
+    pub fn keyring(&self) -> Result<(Keyring, bool), ConfigError> {
+        match (self.master_key()?, &self.redis_url) {
+            (Some(key), _) => Ok((Keyring::new(key, None), false)),
+            (None, None) => Ok((Keyring::new(MasterKey::generate(), None), true)),
+            (None, Some(_)) => Err(ConfigError {
+                setting: "BURNBOX_MASTER_KEY",
+                problem: "required when BURNBOX_REDIS_URL is set (secrets in Redis must survive restarts); generate one with `openssl rand -base64 32`".into(),
+            }),
+        }
+    }
+
+    /// How long to wait for Redis.
+    pub fn redis_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_timeout_ms)
+    }
+
+    /// A configuration for tests and embedding: every listener on 127.0.0.1 port 0, memory store.
+    pub fn for_tests() -> Self {
+        let mut config = Self::parse_from(["burnbox"]);
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.http_addr = loopback;
+        config.grpc_addr = loopback;
+        config.admin_addr = loopback;
+        config
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the master key or Redis credentials.
+        f.debug_struct("Config")
+            .field("http_addr", &self.http_addr)
+            .field("grpc_addr", &self.grpc_addr)
+            .field("admin_addr", &self.admin_addr)
+            .field("redis", &self.redis_url.as_ref().map(|_| "configured"))
+            .field(
+                "master_key",
+                &self.master_key.as_ref().map(|_| "configured"),
+            )
+            .field("public_url", &self.public_url)
+            .field("max_secret_bytes", &self.max_secret_bytes)
+            .field("default_ttl", &self.default_ttl)
+            .field("max_ttl", &self.max_ttl)
+            .finish()
+    }
+}

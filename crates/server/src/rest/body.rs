@@ -1,0 +1,239 @@
+//! Request bodies as Onetime Secret clients send them: `application/x-www-form-urlencoded`,
+//! JSON, or nothing at all (a bare `POST /secret/KEY`). One extractor handles all three so each
+//! route declares its fields once.
+
+use std::borrow::Cow;
+
+use burnbox_core::Error;
+use poem::{Request, RequestBody};
+use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaSchemaRef, Registry};
+use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
+use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::error::ApiError;
+
+const FORM: &str = "application/x-www-form-urlencoded";
+const JSON: &str = "application/json";
+
+/// A request body of fields `T`, from a form, from JSON, or absent (all fields unset).
+pub struct FormOrJson<T>(pub T);
+
+impl<'a, T> ApiExtractor<'a> for FormOrJson<T>
+where
+    T: Type + DeserializeOwned + Default + Send,
+{
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        Some(MetaRequest {
+            description: None,
+            content: [FORM, JSON]
+                .into_iter()
+                .map(|content_type| MetaMediaType {
+                    content_type,
+                    schema: T::schema_ref(),
+                })
+                .collect(),
+            required: false,
+        })
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        _options: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let bytes = body.take()?.into_bytes().await?;
+        parse(request.content_type(), &bytes)
+            .map(Self)
+            .map_err(|err| ApiError(err).into())
+    }
+}
+
+/// Decodes `bytes` by content type. Error messages never quote the body: it may hold a secret.
+fn parse<T: DeserializeOwned + Default>(
+    content_type: Option<&str>,
+    bytes: &[u8],
+) -> Result<T, Error> {
+    let essence = content_type.map(|value| {
+        value
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+    });
+    match essence.as_deref() {
+        _ if bytes.is_empty() => Ok(T::default()),
+        Some(FORM) => serde_urlencoded::from_bytes(bytes).map_err(|_| {
+            Error::bad_request(
+                "the form body could not be decoded (each field at most once, text values)",
+            )
+        }),
+        Some(JSON) => serde_json::from_slice(bytes).map_err(|err| {
+            let problem = if err.is_data() {
+                "a field has the wrong type"
+            } else {
+                "the body is not valid JSON"
+            };
+            Error::bad_request(format!(
+                "{problem} (line {}, column {}); text fields are strings, ttl is an integer",
+                err.line(),
+                err.column()
+            ))
+        }),
+        Some(other) => Err(Error::bad_request(format!(
+            "unsupported content type {other:?}: send {FORM} or {JSON}"
+        ))),
+        None => Err(Error::bad_request(format!(
+            "a request body needs a Content-Type: {FORM} or {JSON}"
+        ))),
+    }
+}
+
+/// An integer field that clients send as a JSON number or as decimal text (forms always send
+/// text). Text that is not a whole number is kept as such so the handler can answer it with a
+/// validation error naming the field, rather than failing the whole body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IntField(Option<i64>);
+
+impl IntField {
+    /// The integer, or a validation error about `field`.
+    pub fn value(self, field: &'static str) -> Result<i64, Error> {
+        self.0
+            .ok_or_else(|| Error::validation(field, format!("{field} must be a whole number")))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for IntField {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Forms give strings; JSON gives numbers or strings. Anything else is a type error.
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(serde_json::Number),
+            Text(String),
+        }
+        Ok(Self(match Raw::deserialize(deserializer)? {
+            Raw::Number(number) => number.as_i64(),
+            Raw::Text(text) => text.trim().parse().ok(),
+        }))
+    }
+}
+
+impl Type for IntField {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = i64;
+    type RawElementValueType = i64;
+
+    fn name() -> Cow<'static, str> {
+        i64::name()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        i64::schema_ref()
+    }
+
+    fn as_raw_value(&self) -> Option<&i64> {
+        self.0.as_ref()
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a i64> + 'a> {
+        Box::new(self.0.iter())
+    }
+}
+
+impl ParseFromJSON for IntField {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        let value = value.unwrap_or_default();
+        serde_json::from_value(value.clone()).map_err(|_| ParseError::expected_type(value))
+    }
+}
+
+impl ToJSON for IntField {
+    fn to_json(&self) -> Option<Value> {
+        self.0.map(Value::from)
+    }
+}
+
+/// Deserializes a field clients send as one string or as a list of strings.
+pub fn one_or_many<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(
+        match <Option<Raw> as serde::Deserialize>::deserialize(deserializer)? {
+            None => Vec::new(),
+            Some(Raw::One(one)) => vec![one],
+            Some(Raw::Many(many)) => many,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Default, Debug, PartialEq)]
+    struct Fields {
+        secret: Option<String>,
+        ttl: Option<IntField>,
+        #[serde(default, deserialize_with = "one_or_many")]
+        recipient: Vec<String>,
+    }
+
+    #[test]
+    fn form_json_and_empty_bodies_decode_alike() {
+        let form: Fields = parse(
+            Some("application/x-www-form-urlencoded"),
+            b"secret=s&ttl=3600&recipient=a",
+        )
+        .expect("form");
+        let json: Fields = parse(
+            Some("application/json; charset=utf-8"),
+            br#"{"secret":"s","ttl":3600,"recipient":["a"]}"#,
+        )
+        .expect("json");
+        assert_eq!(form, json);
+        assert_eq!(
+            form.ttl.map(|ttl| ttl.value("ttl").expect("int")),
+            Some(3600)
+        );
+        let empty: Fields = parse(None, b"").expect("empty");
+        assert_eq!(empty, Fields::default());
+    }
+
+    #[test]
+    fn non_numeric_ttl_is_a_field_error() {
+        let fields: Fields = parse(Some(FORM), b"ttl=soon").expect("decodes");
+        let err = fields
+            .ttl
+            .expect("present")
+            .value("ttl")
+            .expect_err("not a number");
+        assert_eq!(err.field(), Some("ttl"));
+    }
+
+    #[test]
+    fn errors_never_quote_the_body() {
+        let err = parse::<Fields>(Some(JSON), br#"{"secret": 123456789}"#).expect_err("wrong type");
+        assert!(!err.message().contains("123456789"), "{}", err.message());
+        let err = parse::<Fields>(Some("text/plain"), b"hunter2").expect_err("wrong type");
+        assert!(!err.message().contains("hunter2"));
+        assert!(parse::<Fields>(None, b"secret=x").is_err());
+    }
+}

@@ -1,0 +1,112 @@
+//! REST rendering of errors: the documented body `{"error","message","field"?,"error_id"}` with
+//! the status from the wire-error table, for handler errors and the framework's own alike.
+
+use burnbox_core::{Error, ErrorKind};
+use poem::http::{StatusCode, header};
+use poem::{IntoResponse, Response};
+use poem_openapi::payload::Json;
+use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
+use poem_openapi::types::Type;
+use poem_openapi::{ApiResponse, Object};
+
+use crate::wire_error::{log_error, new_error_id, wire_error};
+
+/// The body of every REST error.
+#[derive(Object, Debug, Clone, PartialEq, Eq)]
+pub struct ErrorBody {
+    /// The error type: BadRequest, Unauthorized, Forbidden, NotFound, FormError, RateLimited,
+    /// Unavailable, InternalError.
+    pub error: String,
+    /// What went wrong, for people.
+    pub message: String,
+    /// The request field at fault, for FormError.
+    #[oai(skip_serializing_if_is_none)]
+    pub field: Option<String>,
+    /// Quote this when reporting a problem: it finds the request in the server's logs.
+    pub error_id: String,
+}
+
+/// A handler error on its way to the wire.
+#[derive(Debug)]
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(err: Error) -> Self {
+        Self(err)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let err = self.0;
+        let error_id = new_error_id();
+        log_error("http", &err, &error_id);
+        let wire = wire_error(err.kind());
+        let body = ErrorBody {
+            error: wire.error.to_owned(),
+            message: err.message().to_owned(),
+            field: err.field().map(str::to_owned),
+            error_id,
+        };
+        let mut response = Json(body).with_status(wire.http).into_response();
+        if let Some(retry_after) = err.retry_after() {
+            // Whole seconds, rounded up so a client never retries too early.
+            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, seconds.into());
+        }
+        response
+    }
+}
+
+impl From<ApiError> for poem::Error {
+    fn from(err: ApiError) -> Self {
+        poem::Error::from_response(err.into_response())
+    }
+}
+
+impl ApiResponse for ApiError {
+    fn meta() -> MetaResponses {
+        let mut responses: Vec<MetaResponse> = ErrorKind::ALL
+            .iter()
+            .map(|kind| wire_error(*kind))
+            .map(|wire| MetaResponse {
+                description: wire.description,
+                status: Some(wire.http.as_u16()),
+                status_range: None,
+                content: vec![MetaMediaType {
+                    content_type: "application/json; charset=utf-8",
+                    schema: ErrorBody::schema_ref(),
+                }],
+                headers: Vec::new(),
+            })
+            .collect();
+        responses.sort_by_key(|response| response.status);
+        MetaResponses { responses }
+    }
+
+    fn register(registry: &mut Registry) {
+        ErrorBody::register(registry);
+    }
+}
+
+/// Turns an error raised by the framework itself (unknown path, wrong method, unreadable body)
+/// into the documented body; errors that already carry our response pass through unchanged.
+pub fn render_framework_error(err: poem::Error) -> Response {
+    if err.is_from_response() {
+        return err.into_response();
+    }
+    let mapped = match err.status() {
+        StatusCode::NOT_FOUND => Error::new(ErrorKind::NotFound, "no such endpoint"),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            Error::bad_request("this endpoint does not accept that HTTP method")
+        }
+        StatusCode::INTERNAL_SERVER_ERROR => Error::internal(err.to_string()),
+        status if status.is_client_error() => {
+            Error::bad_request(format!("the request could not be read ({status})"))
+        }
+        status => Error::internal(format!("unexpected framework error {status}: {err}")),
+    };
+    ApiError(mapped).into_response()
+}

@@ -1,0 +1,145 @@
+//! The one wire-error table: every [`ErrorKind`] has exactly one HTTP status, one gRPC code and
+//! one error type, here and nowhere else. Both transports render errors through this module, so a
+//! failure reads the same over REST (`{"error","message","field"?,"error_id"}`) and over gRPC
+//! (the same type, message, field and error_id in google.rpc details).
+
+use std::collections::HashMap;
+
+use burnbox_core::{Error, ErrorKind};
+use poem::http::StatusCode;
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// The google.rpc ErrorInfo domain of every burnbox error.
+pub const ERROR_DOMAIN: &str = "burnbox";
+
+/// How one [`ErrorKind`] appears on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WireError {
+    /// HTTP status on REST.
+    pub http: StatusCode,
+    /// gRPC status code.
+    pub grpc: tonic::Code,
+    /// The `error` field on REST, the ErrorInfo reason on gRPC.
+    pub error: &'static str,
+    /// What the status means, for the OpenAPI document.
+    pub description: &'static str,
+}
+
+/// The error table (DESIGN §4). Exhaustive and wildcard-free: a new kind does not compile until
+/// it has its row.
+#[rustfmt::skip]
+pub fn wire_error(kind: ErrorKind) -> WireError {
+    use StatusCode as Http;
+    use tonic::Code as Grpc;
+    let (http, grpc, error, description) = match kind {
+        ErrorKind::BadRequest => (Http::BAD_REQUEST, Grpc::InvalidArgument, "BadRequest", "the request could not be understood"),
+        ErrorKind::Unauthorized => (Http::UNAUTHORIZED, Grpc::Unauthenticated, "Unauthorized", "credentials are missing or wrong"),
+        ErrorKind::Forbidden => (Http::FORBIDDEN, Grpc::PermissionDenied, "Forbidden", "the caller may not do this"),
+        ErrorKind::NotFound => (Http::NOT_FOUND, Grpc::NotFound, "NotFound", "unknown, revealed, burned or expired"),
+        ErrorKind::Validation => (Http::UNPROCESSABLE_ENTITY, Grpc::InvalidArgument, "FormError", "a field is invalid; `field` names it"),
+        ErrorKind::RateLimited => (Http::TOO_MANY_REQUESTS, Grpc::ResourceExhausted, "RateLimited", "too many requests; see Retry-After"),
+        ErrorKind::Unavailable => (Http::SERVICE_UNAVAILABLE, Grpc::Unavailable, "Unavailable", "the secret store is unavailable"),
+        ErrorKind::Unimplemented => (Http::NOT_IMPLEMENTED, Grpc::Unimplemented, "NotImplemented", "not provided by this server yet"),
+        ErrorKind::Internal => (Http::INTERNAL_SERVER_ERROR, Grpc::Internal, "InternalError", "internal error"),
+    };
+    WireError { http, grpc, error, description }
+}
+
+/// A fresh id for one error, so a report from a user can be matched to the server's log line.
+pub fn new_error_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Logs an error with its id: internal and unavailable errors with their hidden cause at
+/// warn/error level, caller mistakes at debug.
+pub fn log_error(transport: &'static str, err: &Error, error_id: &str) {
+    let error = wire_error(err.kind()).error;
+    match err.kind() {
+        ErrorKind::Internal => {
+            tracing::error!(
+                transport,
+                error,
+                error_id,
+                detail = err.detail(),
+                "request failed"
+            );
+        }
+        ErrorKind::Unavailable => {
+            tracing::warn!(
+                transport,
+                error,
+                error_id,
+                detail = err.detail(),
+                "request failed"
+            );
+        }
+        ErrorKind::BadRequest
+        | ErrorKind::Unauthorized
+        | ErrorKind::Forbidden
+        | ErrorKind::NotFound
+        | ErrorKind::Validation
+        | ErrorKind::RateLimited
+        | ErrorKind::Unimplemented => {
+            tracing::debug!(
+                transport,
+                error,
+                error_id,
+                message = err.message(),
+                field = err.field(),
+                "request refused"
+            );
+        }
+    }
+}
+
+/// Renders `err` as a gRPC status with ErrorInfo (reason, domain, error_id, message), BadRequest
+/// (the field) and RetryInfo (when rate limited) details.
+pub fn to_grpc_status(err: &Error) -> tonic::Status {
+    let error_id = new_error_id();
+    log_error("grpc", err, &error_id);
+    let wire = wire_error(err.kind());
+    let mut details = ErrorDetails::new();
+    details.set_error_info(
+        wire.error,
+        ERROR_DOMAIN,
+        HashMap::from([
+            ("error_id".to_owned(), error_id),
+            ("message".to_owned(), err.message().to_owned()),
+        ]),
+    );
+    if let Some(field) = err.field() {
+        details.add_bad_request_violation(field, err.message());
+    }
+    if let Some(retry_after) = err.retry_after() {
+        details.set_retry_info(Some(retry_after));
+    }
+    tonic::Status::with_error_details(wire.grpc, err.message(), details)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_a_distinct_row() {
+        let errors: std::collections::HashSet<_> = ErrorKind::ALL
+            .iter()
+            .map(|kind| wire_error(*kind).error)
+            .collect();
+        assert_eq!(errors.len(), ErrorKind::ALL.len());
+        let statuses: std::collections::HashSet<_> = ErrorKind::ALL
+            .iter()
+            .map(|kind| wire_error(*kind).http)
+            .collect();
+        assert_eq!(statuses.len(), ErrorKind::ALL.len());
+    }
+
+    #[test]
+    fn error_ids_are_trace_id_shaped() {
+        let id = new_error_id();
+        assert_eq!(id.len(), 32);
+        assert!(id.bytes().all(|byte| byte.is_ascii_hexdigit()));
+        assert_ne!(id, new_error_id());
+    }
+}
