@@ -1,1 +1,296 @@
-//! placeholder
+//! Test harness for burnbox's end-to-end suites: a real `redis-server` on a free port, the real
+//! server on port 0 with real sockets, a real HTTP client and the generated tonic client.
+//!
+//! Set `BURNBOX_TEST_REDIS_URL` to use an existing Redis instead of starting one (tests that stop
+//! and restart Redis always start their own).
+
+use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use burnbox_server::{Application, Config};
+use burnbox_spec::v1::secrets_client::SecretsClient;
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+/// A master key for tests (base64 of 32 bytes).
+pub fn test_master_key() -> String {
+    base64::engine::general_purpose::STANDARD.encode([7u8; 32])
+}
+
+/// A `redis-server` child process on a free loopback port, in its own temp dir, persisting
+/// nothing. Killed when dropped.
+pub struct TestRedis {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    external_url: Option<String>,
+}
+
+fn free_port() -> u16 {
+    StdTcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("the OS has a free loopback port")
+}
+
+impl TestRedis {
+    /// `BURNBOX_TEST_REDIS_URL` if set, else a fresh redis-server.
+    pub fn start() -> Self {
+        match std::env::var("BURNBOX_TEST_REDIS_URL") {
+            Ok(url) if !url.is_empty() => Self {
+                port: 0,
+                dir: tempfile::tempdir().expect("temp dir"),
+                child: None,
+                external_url: Some(url),
+            },
+            _ => Self::start_own(),
+        }
+    }
+
+    /// Always a fresh redis-server owned by this test (for tests that stop and restart it).
+    pub fn start_own() -> Self {
+        let mut redis = Self {
+            port: 0,
+            dir: tempfile::tempdir().expect("temp dir"),
+            child: None,
+            external_url: None,
+        };
+        // A port picked free can be taken before redis binds it: retry with another.
+        for _ in 0..5 {
+            redis.port = free_port();
+            if redis.spawn() {
+                return redis;
+            }
+        }
+        panic!(
+            "redis-server did not start on any of 5 free ports; see {}",
+            redis.dir.path().display()
+        );
+    }
+
+    fn spawn(&mut self) -> bool {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .arg("--logfile")
+            .arg(self.log_path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let mut child = match child {
+            Ok(child) => child,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => panic!(
+                "redis-server is not installed or not on PATH; the tests need it. \
+                 Install it (Debian/Ubuntu: `apt-get install redis-server`, macOS: `brew install redis`) \
+                 or point BURNBOX_TEST_REDIS_URL at a running Redis."
+            ),
+            Err(err) => panic!("cannot run redis-server: {err}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return false;
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                self.child = Some(child);
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("redis.log")
+    }
+
+    /// The URL to connect to.
+    pub fn url(&self) -> String {
+        self.external_url
+            .clone()
+            .unwrap_or_else(|| format!("redis://127.0.0.1:{}/", self.port))
+    }
+
+    /// Kills the server (a crash, as far as clients can tell).
+    pub fn stop(&mut self) {
+        assert!(self.external_url.is_none(), "cannot stop an external Redis");
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port, empty.
+    pub fn restart(&mut self) {
+        self.stop();
+        assert!(
+            self.spawn(),
+            "redis-server did not restart on port {}",
+            self.port
+        );
+    }
+
+    /// A plain connection for inspecting what is stored.
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .expect("valid URL")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to test redis")
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Which store a test server runs on.
+pub enum Backend {
+    /// The embedded memory store.
+    Memory,
+    /// A real Redis.
+    Redis(TestRedis),
+}
+
+impl Backend {
+    /// A backend on a fresh Redis.
+    pub fn redis() -> Self {
+        Self::Redis(TestRedis::start())
+    }
+
+    /// The Redis behind this backend, if any.
+    pub fn test_redis(&mut self) -> Option<&mut TestRedis> {
+        match self {
+            Self::Memory => None,
+            Self::Redis(redis) => Some(redis),
+        }
+    }
+}
+
+/// The real server on port 0, with clients for both transports. Shut down when dropped.
+pub struct TestServer {
+    /// The store it runs on.
+    pub backend: Backend,
+    /// `http://127.0.0.1:PORT`.
+    pub http_base: String,
+    /// The gRPC address.
+    pub grpc_addr: SocketAddr,
+    /// The admin base URL.
+    pub admin_base: String,
+    /// An HTTP client (keep-alive, no proxy).
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Starts a server with the default test configuration on `backend`.
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Starts a server on `backend` after `adjust` changed the configuration.
+    pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config::for_tests();
+        if let Backend::Redis(redis) = &backend {
+            config.redis_url = Some(redis.url());
+            config.master_key = Some(test_master_key());
+            config.redis_timeout_ms = 500;
+        }
+        config.public_url = "https://burnbox.test".into();
+        adjust(&mut config);
+        let app = Application::build(config).await.expect("server starts");
+        let http_base = format!("http://{}", app.http_addr());
+        let admin_base = format!("http://{}", app.admin_addr());
+        let grpc_addr = app.grpc_addr();
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            app.run(async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        Self {
+            backend,
+            http_base,
+            grpc_addr,
+            admin_base,
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("HTTP client"),
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// A URL under the REST API prefix.
+    pub fn api(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.http_base)
+    }
+
+    /// A new gRPC client on its own HTTP/2 connection.
+    pub async fn grpc(&self) -> SecretsClient<Channel> {
+        SecretsClient::new(self.grpc_channel().await)
+    }
+
+    /// A new HTTP/2 channel to the gRPC listener.
+    pub async fn grpc_channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.grpc_addr))
+            .expect("valid URI")
+            .connect()
+            .await
+            .expect("gRPC connects")
+    }
+
+    /// Stops the server gracefully and waits until it has.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task ends cleanly");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Runs an async test body once on the memory store and once on Redis, as two tests.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident => $scenario:path;)+) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn memory_store() {
+                    $scenario($crate::Backend::Memory).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn redis_store() {
+                    $scenario($crate::Backend::redis()).await;
+                }
+            }
+        )+
+    };
+}

@@ -198,15 +198,17 @@ pub fn api_service(secrets: Arc<Secrets>) -> OpenApiService<RestApi, ()> {
         .description("One-time secrets over the Onetime Secret v1 REST API.")
 }
 
-/// The REST endpoint: the API, its spec at `/api/v1/openapi.yaml`, Swagger UI at `/docs`, and
+/// The REST endpoint: the API, its spec at `/api/v1/openapi.yaml` (and `.json`), Swagger UI at `/docs`, and
 /// the documented error body for every error, the framework's included.
 pub fn endpoint(secrets: Arc<Secrets>) -> impl Endpoint {
     let service = api_service(secrets);
-    let spec = service.spec_endpoint_yaml();
+    let spec_yaml = service.spec_endpoint_yaml();
+    let spec_json = service.spec_endpoint();
     let docs = service.swagger_ui();
     Route::new()
         .nest("/", service)
-        .at(format!("{API_PREFIX}/openapi.yaml"), spec)
+        .at(format!("{API_PREFIX}/openapi.yaml"), spec_yaml)
+        .at(format!("{API_PREFIX}/openapi.json"), spec_json)
         .nest("/docs", docs)
         .catch_all_error(|err| async move { render_framework_error(err) })
 }

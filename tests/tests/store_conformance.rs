@@ -1,0 +1,307 @@
+//! One conformance suite for every `SecretStore`: the same assertions on the embedded
+//! MemoryStore and on RedisStore against a real redis-server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use burnbox_store::{
+    MemoryStore, NewSecret, ReceiptId, ReceiptState, RedisConfig, RedisStore, SecretId,
+    SecretRecord, SecretStore, Take,
+};
+use burnbox_tests::TestRedis;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn new_secret(
+    key: &str,
+    protected: bool,
+    secret_ttl: Duration,
+    receipt_ttl: Duration,
+) -> NewSecret {
+    NewSecret {
+        secret_id: SecretId::from_secret_key(key),
+        receipt_id: ReceiptId::from_metadata_key(&format!("meta-{key}")),
+        record: SecretRecord {
+            protected,
+            sealed: format!("sealed-{key}").into_bytes(),
+        },
+        receipt: format!("receipt-{key}").into_bytes(),
+        created: 1_000,
+        secret_ttl,
+        receipt_ttl,
+    }
+}
+
+fn unique(label: &str) -> String {
+    format!("{label}-{}", rand_suffix())
+}
+
+fn rand_suffix() -> u128 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    nanos ^ u128::from(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
+async fn create_then_receipt_is_new(store: Arc<dyn SecretStore>) {
+    let key = unique("new");
+    let new = new_secret(&key, false, HOUR, 2 * HOUR);
+    let expected_record = new.record.clone();
+    store.create(new).await.expect("create");
+    let receipt = store
+        .receipt(&ReceiptId::from_metadata_key(&format!("meta-{key}")))
+        .await
+        .expect("read")
+        .expect("receipt exists");
+    assert_eq!(receipt.secret_id, SecretId::from_secret_key(&key));
+    assert_eq!(receipt.sealed, format!("receipt-{key}").into_bytes());
+    assert_eq!(receipt.state, ReceiptState::New);
+    assert_eq!(
+        (receipt.updated, receipt.received, receipt.burned),
+        (1_000, None, None)
+    );
+    assert!(
+        receipt.receipt_ttl > HOUR && receipt.receipt_ttl <= 2 * HOUR,
+        "{:?}",
+        receipt.receipt_ttl
+    );
+    let secret_ttl = receipt.secret_ttl.expect("secret still there");
+    assert!(secret_ttl > HOUR - Duration::from_secs(5) && secret_ttl <= HOUR);
+    // Reading the receipt did not consume anything.
+    assert_eq!(
+        store
+            .take_unprotected(&SecretId::from_secret_key(&key), 2_000)
+            .await
+            .expect("take"),
+        Take::Taken(expected_record)
+    );
+}
+
+async fn take_is_exactly_once_and_marks_the_receipt(store: Arc<dyn SecretStore>) {
+    let key = unique("once");
+    let new = new_secret(&key, false, HOUR, 2 * HOUR);
+    let record = new.record.clone();
+    store.create(new).await.expect("create");
+    let id = SecretId::from_secret_key(&key);
+    assert_eq!(
+        store.take_unprotected(&id, 5_000).await.expect("take"),
+        Take::Taken(record)
+    );
+    assert_eq!(
+        store.take_unprotected(&id, 5_001).await.expect("take"),
+        Take::Missing
+    );
+    assert_eq!(store.take(&id, 5_002).await.expect("take"), None);
+    let receipt = store
+        .receipt(&ReceiptId::from_metadata_key(&format!("meta-{key}")))
+        .await
+        .expect("read")
+        .expect("receipt outlives the secret");
+    assert_eq!(receipt.state, ReceiptState::Received);
+    assert_eq!((receipt.received, receipt.updated), (Some(5_000), 5_000));
+    assert_eq!(receipt.secret_ttl, None);
+}
+
+async fn protected_records_are_left_in_place_until_taken(store: Arc<dyn SecretStore>) {
+    let key = unique("protected");
+    let new = new_secret(&key, true, HOUR, 2 * HOUR);
+    let record = new.record.clone();
+    store.create(new).await.expect("create");
+    let id = SecretId::from_secret_key(&key);
+    for _ in 0..3 {
+        assert_eq!(
+            store.take_unprotected(&id, 10).await.expect("peek"),
+            Take::Protected(record.clone())
+        );
+    }
+    let receipt_id = ReceiptId::from_metadata_key(&format!("meta-{key}"));
+    let receipt = store
+        .receipt(&receipt_id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(receipt.state, ReceiptState::New);
+    assert_eq!(store.take(&id, 20).await.expect("take"), Some(record));
+    assert_eq!(store.take(&id, 21).await.expect("take"), None);
+    assert_eq!(
+        store.take_unprotected(&id, 22).await.expect("take"),
+        Take::Missing
+    );
+    let receipt = store
+        .receipt(&receipt_id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(
+        (receipt.state, receipt.received),
+        (ReceiptState::Received, Some(20))
+    );
+}
+
+async fn unknown_ids_are_missing(store: Arc<dyn SecretStore>) {
+    let id = SecretId::from_secret_key(&unique("never"));
+    assert_eq!(
+        store.take_unprotected(&id, 1).await.expect("take"),
+        Take::Missing
+    );
+    assert_eq!(store.take(&id, 1).await.expect("take"), None);
+    let receipt = store
+        .receipt(&ReceiptId::from_metadata_key(&unique("never")))
+        .await;
+    assert_eq!(receipt.expect("read"), None);
+    store.ping().await.expect("ping");
+}
+
+async fn everything_expires_by_ttl(store: Arc<dyn SecretStore>) {
+    let key = unique("expiring");
+    store
+        .create(new_secret(
+            &key,
+            false,
+            Duration::from_millis(300),
+            Duration::from_millis(900),
+        ))
+        .await
+        .expect("create");
+    let id = SecretId::from_secret_key(&key);
+    let receipt_id = ReceiptId::from_metadata_key(&format!("meta-{key}"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        store.take_unprotected(&id, 1).await.expect("take"),
+        Take::Missing
+    );
+    let receipt = store
+        .receipt(&receipt_id)
+        .await
+        .expect("read")
+        .expect("receipt lives longer");
+    assert_eq!(
+        (receipt.state, receipt.secret_ttl),
+        (ReceiptState::New, None)
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(store.receipt(&receipt_id).await.expect("read"), None);
+}
+
+async fn concurrent_takes_succeed_exactly_once(store: Arc<dyn SecretStore>) {
+    let key = unique("race");
+    store
+        .create(new_secret(&key, false, HOUR, 2 * HOUR))
+        .await
+        .expect("create");
+    let id = SecretId::from_secret_key(&key);
+    let takers: Vec<_> = (0..100)
+        .map(|attempt| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                if attempt % 2 == 0 {
+                    matches!(
+                        store.take_unprotected(&id, 7).await.expect("take"),
+                        Take::Taken(_)
+                    )
+                } else {
+                    store.take(&id, 7).await.expect("take").is_some()
+                }
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for taker in takers {
+        winners += usize::from(taker.await.expect("task"));
+    }
+    assert_eq!(winners, 1);
+}
+
+async fn conformance(store: Arc<dyn SecretStore>) {
+    create_then_receipt_is_new(store.clone()).await;
+    take_is_exactly_once_and_marks_the_receipt(store.clone()).await;
+    protected_records_are_left_in_place_until_taken(store.clone()).await;
+    unknown_ids_are_missing(store.clone()).await;
+    concurrent_takes_succeed_exactly_once(store.clone()).await;
+    everything_expires_by_ttl(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_conforms() {
+    conformance(Arc::new(MemoryStore::new())).await;
+}
+
+async fn redis_store(redis: &TestRedis) -> RedisStore {
+    RedisStore::connect(&RedisConfig {
+        url: redis.url(),
+        timeout: Duration::from_secs(2),
+    })
+    .await
+    .expect("connect to test redis")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store_conforms() {
+    let redis = TestRedis::start();
+    conformance(Arc::new(redis_store(&redis).await)).await;
+}
+
+#[tokio::test]
+async fn redis_key_names_hold_no_key_and_everything_has_a_ttl() {
+    let redis = TestRedis::start_own();
+    let store = redis_store(&redis).await;
+    let secret_key = unique("visible-secret-key");
+    let new = new_secret(&secret_key, false, HOUR, 2 * HOUR);
+    store.create(new).await.expect("create");
+    let mut connection = redis.connection().await;
+    let names: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut connection)
+        .await
+        .expect("KEYS");
+    assert_eq!(names.len(), 3, "record, receipt, pointer: {names:?}");
+    for name in &names {
+        assert!(
+            !name.contains(&secret_key),
+            "{name} contains the secret key"
+        );
+        assert!(!name.contains("meta-"), "{name} contains the metadata key");
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(name)
+            .query_async(&mut connection)
+            .await
+            .expect("PTTL");
+        assert!(ttl > 0, "{name} has no expiry ({ttl})");
+    }
+    // Record and receipt share one hash tag, so one script touches one cluster slot.
+    let tags: std::collections::HashSet<_> = names
+        .iter()
+        .filter_map(|name| Some(name.split_once('{')?.1.split_once('}')?.0.to_owned()))
+        .collect();
+    assert_eq!(tags.len(), 1, "{names:?}");
+}
+
+#[tokio::test]
+async fn redis_store_reports_unavailable_when_redis_is_gone() {
+    let mut redis = TestRedis::start_own();
+    let store = redis_store(&redis).await;
+    store.ping().await.expect("up");
+    redis.stop();
+    let id = SecretId::from_secret_key("k");
+    let err = store
+        .take_unprotected(&id, 1)
+        .await
+        .expect_err("redis is down");
+    assert!(
+        matches!(err, burnbox_store::StoreError::Unavailable(_)),
+        "{err:?}"
+    );
+    redis.restart();
+    // The connection manager reconnects by itself.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.ping().await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "store did not reconnect"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
