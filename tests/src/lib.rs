@@ -275,22 +275,146 @@ impl Drop for TestServer {
     }
 }
 
-/// Runs an async test body once on the memory store and once on Redis, as two tests.
+/// For each scenario `async fn name(backend: Backend)`, generates a module `name` with two
+/// tests: `name::memory_store` and `name::redis_store`.
 #[macro_export]
 macro_rules! on_both_stores {
-    ($($name:ident => $scenario:path;)+) => {
+    ($($scenario:ident),+ $(,)?) => {
         $(
-            mod $name {
+            mod $scenario {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn memory_store() {
-                    $scenario($crate::Backend::Memory).await;
+                    super::$scenario($crate::Backend::Memory).await;
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn redis_store() {
-                    $scenario($crate::Backend::redis()).await;
+                    super::$scenario($crate::Backend::redis()).await;
                 }
             }
         )+
     };
+}
+
+/// A share over REST with a form body; returns the status and the JSON body.
+pub async fn rest_share(
+    server: &TestServer,
+    form: &[(&str, &str)],
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let response = server
+        .http
+        .post(server.api("/share"))
+        .form(form)
+        .send()
+        .await
+        .expect("share request");
+    json_of(response).await
+}
+
+/// A reveal over REST, with an optional passphrase (as a form field).
+pub async fn rest_reveal(
+    server: &TestServer,
+    key: &str,
+    passphrase: Option<&str>,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let mut request = server.http.post(server.api(&format!("/secret/{key}")));
+    if let Some(passphrase) = passphrase {
+        request = request.form(&[("passphrase", passphrase)]);
+    }
+    json_of(request.send().await.expect("reveal request")).await
+}
+
+/// The status and JSON body of a response (panics on a non-JSON body: every answer is JSON).
+pub async fn json_of(response: reqwest::Response) -> (reqwest::StatusCode, serde_json::Value) {
+    let status = response.status();
+    let text = response.text().await.expect("response body");
+    let body =
+        serde_json::from_str(&text).unwrap_or_else(|err| panic!("non-JSON body ({err}): {text}"));
+    (status, body)
+}
+
+/// A ShareSecret request with just a secret.
+pub fn grpc_share_request(secret: &str) -> burnbox_spec::v1::ShareSecretRequest {
+    burnbox_spec::v1::ShareSecretRequest {
+        secret: secret.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// A RevealSecret request.
+pub fn grpc_reveal_request(
+    key: &str,
+    passphrase: Option<&str>,
+) -> burnbox_spec::v1::RevealSecretRequest {
+    burnbox_spec::v1::RevealSecretRequest {
+        key: key.to_owned(),
+        passphrase: passphrase.map(str::to_owned),
+    }
+}
+
+/// Asserts a REST error answer: the status and `error` from the wire table for `kind`, the
+/// `field`, a message, a trace-id-shaped `error_id`, and nothing else in the body.
+pub fn assert_rest_error(
+    answer: &(reqwest::StatusCode, serde_json::Value),
+    kind: burnbox_core::ErrorKind,
+    field: Option<&str>,
+) {
+    let wire = burnbox_server::wire_error::wire_error(kind);
+    let (status, body) = answer;
+    assert_eq!(
+        status.as_u16(),
+        wire.http.as_u16(),
+        "status for {kind:?}: {body}"
+    );
+    assert_eq!(body["error"], wire.error, "{body}");
+    assert_eq!(
+        body.get("field").and_then(|field| field.as_str()),
+        field,
+        "{body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|message| !message.is_empty()),
+        "{body}"
+    );
+    let error_id = body["error_id"].as_str().unwrap_or_default();
+    assert!(
+        error_id.len() == 32 && error_id.bytes().all(|byte| byte.is_ascii_hexdigit()),
+        "{body}"
+    );
+    let allowed = ["error", "message", "field", "error_id"];
+    let object = body.as_object().expect("error body is an object");
+    assert!(
+        object.keys().all(|key| allowed.contains(&key.as_str())),
+        "{body}"
+    );
+}
+
+/// Asserts a gRPC error: the code from the wire table for `kind`, ErrorInfo with the same error
+/// type, domain, message and an error_id, and BadRequest naming `field`.
+pub fn assert_grpc_error(
+    status: &tonic::Status,
+    kind: burnbox_core::ErrorKind,
+    field: Option<&str>,
+) {
+    use tonic_types::StatusExt;
+    let wire = burnbox_server::wire_error::wire_error(kind);
+    assert_eq!(status.code(), wire.grpc, "code for {kind:?}: {status:?}");
+    assert!(!status.message().is_empty());
+    let details = status.get_error_details();
+    let info = details.error_info().expect("ErrorInfo detail");
+    assert_eq!(info.reason, wire.error);
+    assert_eq!(info.domain, "burnbox");
+    assert_eq!(
+        info.metadata.get("message").map(String::as_str),
+        Some(status.message())
+    );
+    let error_id = info.metadata.get("error_id").expect("error_id");
+    assert!(error_id.len() == 32 && error_id.bytes().all(|byte| byte.is_ascii_hexdigit()));
+    let violated = details
+        .bad_request()
+        .and_then(|bad_request| bad_request.field_violations.first())
+        .map(|violation| violation.field.as_str());
+    assert_eq!(violated, field, "{status:?}");
 }
