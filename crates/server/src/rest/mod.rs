@@ -32,6 +32,7 @@ pub struct ShareForm {
     ttl: Option<IntField>,
     /// Email delivery is not supported: any non-empty value is refused (422).
     #[serde(default, deserialize_with = "one_or_many")]
+    #[oai(default)]
     recipient: Vec<String>,
     /// Only the server's own share domain is accepted.
     share_domain: Option<String>,

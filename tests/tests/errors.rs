@@ -1,0 +1,330 @@
+//! Error parity: the documented error table, and every error reachable today answered with the
+//! paired status over REST and gRPC, in the one documented shape.
+
+use burnbox_core::ErrorKind;
+use burnbox_server::wire_error::wire_error;
+use burnbox_spec::v1::ShareSecretRequest;
+use burnbox_tests::{
+    Backend, TestServer, assert_grpc_error, assert_rest_error, grpc_reveal_request, json_of,
+    rest_reveal, rest_share,
+};
+use reqwest::StatusCode;
+use tonic::Code;
+
+/// DESIGN §4, written out: the table in code must say exactly this.
+#[test]
+fn the_wire_table_is_the_documented_one() {
+    let documented = [
+        (
+            ErrorKind::BadRequest,
+            400,
+            Code::InvalidArgument,
+            "BadRequest",
+        ),
+        (
+            ErrorKind::Unauthorized,
+            401,
+            Code::Unauthenticated,
+            "Unauthorized",
+        ),
+        (
+            ErrorKind::Forbidden,
+            403,
+            Code::PermissionDenied,
+            "Forbidden",
+        ),
+        (ErrorKind::NotFound, 404, Code::NotFound, "NotFound"),
+        (
+            ErrorKind::Validation,
+            422,
+            Code::InvalidArgument,
+            "FormError",
+        ),
+        (
+            ErrorKind::RateLimited,
+            429,
+            Code::ResourceExhausted,
+            "RateLimited",
+        ),
+        (
+            ErrorKind::Unavailable,
+            503,
+            Code::Unavailable,
+            "Unavailable",
+        ),
+        (
+            ErrorKind::Unimplemented,
+            501,
+            Code::Unimplemented,
+            "NotImplemented",
+        ),
+        (ErrorKind::Internal, 500, Code::Internal, "InternalError"),
+    ];
+    assert_eq!(documented.len(), ErrorKind::ALL.len());
+    for (kind, http, grpc, error) in documented {
+        let wire = wire_error(kind);
+        assert_eq!(
+            (wire.http.as_u16(), wire.grpc, wire.error),
+            (http, grpc, error),
+            "{kind:?}"
+        );
+    }
+}
+
+/// A share that must fail the same way over both transports.
+struct ShareCase {
+    form: Vec<(&'static str, String)>,
+    grpc: ShareSecretRequest,
+    field: &'static str,
+}
+
+fn share_cases(max_secret_bytes: usize) -> Vec<ShareCase> {
+    let share = |secret: &str| ShareSecretRequest {
+        secret: secret.to_owned(),
+        ..Default::default()
+    };
+    let oversized = "x".repeat(max_secret_bytes + 1);
+    vec![
+        ShareCase {
+            form: vec![],
+            grpc: share(""),
+            field: "secret",
+        },
+        ShareCase {
+            form: vec![("secret", String::new())],
+            grpc: share(""),
+            field: "secret",
+        },
+        ShareCase {
+            form: vec![("secret", oversized.clone())],
+            grpc: share(&oversized),
+            field: "secret",
+        },
+        ShareCase {
+            form: vec![("secret", "s".into()), ("ttl", "59".into())],
+            grpc: ShareSecretRequest {
+                ttl: Some(59),
+                ..share("s")
+            },
+            field: "ttl",
+        },
+        ShareCase {
+            form: vec![("secret", "s".into()), ("ttl", "2592001".into())],
+            grpc: ShareSecretRequest {
+                ttl: Some(2_592_001),
+                ..share("s")
+            },
+            field: "ttl",
+        },
+        ShareCase {
+            form: vec![("secret", "s".into()), ("ttl", "-1".into())],
+            grpc: ShareSecretRequest {
+                ttl: Some(-1),
+                ..share("s")
+            },
+            field: "ttl",
+        },
+        ShareCase {
+            form: vec![("secret", "s".into()), ("passphrase", "p".repeat(129))],
+            grpc: ShareSecretRequest {
+                passphrase: Some("p".repeat(129)),
+                ..share("s")
+            },
+            field: "passphrase",
+        },
+        ShareCase {
+            form: vec![
+                ("secret", "s".into()),
+                ("recipient", "someone@example.com".into()),
+            ],
+            grpc: ShareSecretRequest {
+                recipient: vec!["someone@example.com".into()],
+                ..share("s")
+            },
+            field: "recipient",
+        },
+        ShareCase {
+            form: vec![
+                ("secret", "s".into()),
+                ("share_domain", "elsewhere.example".into()),
+            ],
+            grpc: ShareSecretRequest {
+                share_domain: Some("elsewhere.example".into()),
+                ..share("s")
+            },
+            field: "share_domain",
+        },
+    ]
+}
+
+burnbox_tests::on_both_stores!(
+    validation_errors_match_over_both_transports,
+    not_found_matches_over_both_transports
+);
+
+async fn validation_errors_match_over_both_transports(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let mut client = server.grpc().await;
+    for case in share_cases(65_536) {
+        let form: Vec<(&str, &str)> = case
+            .form
+            .iter()
+            .map(|(name, value)| (*name, value.as_str()))
+            .collect();
+        let answer = rest_share(&server, &form).await;
+        assert_rest_error(&answer, ErrorKind::Validation, Some(case.field));
+        let status = client.share_secret(case.grpc).await.expect_err("refused");
+        assert_grpc_error(&status, ErrorKind::Validation, Some(case.field));
+    }
+}
+
+async fn not_found_matches_over_both_transports(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let mut client = server.grpc().await;
+    let well_formed_unknown = "0".repeat(burnbox_core::KEY_LENGTH);
+    for key in [
+        well_formed_unknown.as_str(),
+        "not-a-key",
+        "UPPERCASE",
+        &"z".repeat(500),
+    ] {
+        assert_rest_error(
+            &rest_reveal(&server, key, None).await,
+            ErrorKind::NotFound,
+            None,
+        );
+        let status = client
+            .reveal_secret(grpc_reveal_request(key, None))
+            .await
+            .expect_err("unknown");
+        assert_grpc_error(&status, ErrorKind::NotFound, None);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_outage_is_unavailable_over_both_transports_and_recovers() {
+    let mut server = TestServer::start(Backend::Redis(burnbox_tests::TestRedis::start_own())).await;
+    let mut client = server.grpc().await;
+    let (_, receipt) = rest_share(&server, &[("secret", "survives nothing")]).await;
+    let key = receipt["secret_key"].as_str().expect("key").to_owned();
+
+    server.backend.test_redis().expect("redis").stop();
+    let started = std::time::Instant::now();
+    assert_rest_error(
+        &rest_share(&server, &[("secret", "s")]).await,
+        ErrorKind::Unavailable,
+        None,
+    );
+    assert_rest_error(
+        &rest_reveal(&server, &key, None).await,
+        ErrorKind::Unavailable,
+        None,
+    );
+    let status = client
+        .reveal_secret(grpc_reveal_request(&key, None))
+        .await
+        .expect_err("down");
+    assert_grpc_error(&status, ErrorKind::Unavailable, None);
+    let ready = server
+        .http
+        .get(format!("{}/readyz", server.admin_base))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "failing fast: {:?}",
+        started.elapsed()
+    );
+
+    // Redis comes back (empty: it persists nothing) and the server recovers without a restart.
+    server.backend.test_redis().expect("redis").restart();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (status, body) = rest_share(&server, &[("secret", "after the outage")]).await;
+        if status == StatusCode::OK {
+            let key = body["secret_key"].as_str().expect("key");
+            let revealed = client
+                .reveal_secret(grpc_reveal_request(key, None))
+                .await
+                .expect("reveal");
+            assert_eq!(revealed.into_inner().value, "after the outage");
+            break;
+        }
+        assert_rest_error(&(status, body), ErrorKind::Unavailable, None);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no recovery after Redis restarted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let ready = server
+        .http
+        .get(format!("{}/readyz", server.admin_base))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn unbuilt_grpc_methods_answer_unimplemented_through_the_table() {
+    let server = TestServer::start(Backend::Memory).await;
+    let mut client = server.grpc().await;
+    let status = client
+        .generate_secret(burnbox_spec::v1::GenerateSecretRequest::default())
+        .await
+        .expect_err("not built yet");
+    assert_grpc_error(&status, ErrorKind::Unimplemented, None);
+    let status = client
+        .list_recent_receipts(burnbox_spec::v1::ListRecentReceiptsRequest {})
+        .await
+        .expect_err("not built yet");
+    assert_grpc_error(&status, ErrorKind::Unimplemented, None);
+}
+
+#[tokio::test]
+async fn framework_errors_use_the_documented_body() {
+    let server = TestServer::start(Backend::Memory).await;
+    let http = &server.http;
+    let cases = [
+        (http.get(server.api("/no/such/route")), ErrorKind::NotFound),
+        (
+            http.get(server.http_base.clone() + "/"),
+            ErrorKind::NotFound,
+        ),
+        (http.get(server.api("/share")), ErrorKind::BadRequest),
+        (
+            http.delete(server.api("/secret/abc")),
+            ErrorKind::BadRequest,
+        ),
+        (
+            http.post(server.api("/share"))
+                .header("content-type", "application/json")
+                .body("{\"secret\":"),
+            ErrorKind::BadRequest,
+        ),
+        (
+            http.post(server.api("/share"))
+                .header("content-type", "application/json")
+                .body("{\"secret\": 42}"),
+            ErrorKind::BadRequest,
+        ),
+        (
+            http.post(server.api("/share"))
+                .header("content-type", "text/plain")
+                .body("secret"),
+            ErrorKind::BadRequest,
+        ),
+        (
+            http.post(server.api("/share"))
+                .body("secret=no-content-type"),
+            ErrorKind::BadRequest,
+        ),
+    ];
+    for (request, kind) in cases {
+        let answer = json_of(request.send().await.expect("request")).await;
+        assert_rest_error(&answer, kind, None);
+    }
+}
