@@ -27,6 +27,13 @@ async fn main() -> ExitCode {
         }
     };
     telemetry::init(&config.log, config.log_format.is_json());
+    let shutdown = match shutdown_signal() {
+        Ok(shutdown) => shutdown,
+        Err(err) => {
+            eprintln!("burnbox: cannot install signal handlers: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(err) => {
@@ -46,7 +53,7 @@ async fn main() -> ExitCode {
         admin = %app.admin_addr(),
         "burnbox listening"
     );
-    match app.run(shutdown_signal()).await {
+    match app.run(shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(%err, "server failed");
@@ -79,28 +86,25 @@ fn describe_clap_error(err: &clap::Error) -> String {
     }
 }
 
-/// Completes on SIGTERM (Kubernetes) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
-            Ok(signal) => signal,
-            Err(err) => {
-                tracing::error!(%err, "cannot listen for SIGTERM; only Ctrl-C stops the server");
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+/// Completes on SIGTERM (Kubernetes) or SIGINT (Ctrl-C). The handlers are installed before this
+/// returns, so a signal that arrives once the server says it listens is never lost.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
         tokio::select! {
-            _ = ctrl_c => {},
             _ = terminate.recv() => {},
+            _ = interrupt.recv() => {},
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
+    })
+}
+
+/// Completes on Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
