@@ -52,12 +52,6 @@ fn the_wire_table_is_the_documented_one() {
             Code::Unavailable,
             "Unavailable",
         ),
-        (
-            ErrorKind::Unimplemented,
-            501,
-            Code::Unimplemented,
-            "NotImplemented",
-        ),
         (ErrorKind::Internal, 500, Code::Internal, "InternalError"),
     ];
     assert_eq!(documented.len(), ErrorKind::ALL.len());
@@ -266,22 +260,6 @@ async fn store_outage_is_unavailable_over_both_transports_and_recovers() {
         .await
         .expect("readyz");
     assert_eq!(ready.status(), StatusCode::OK);
-}
-
-#[tokio::test]
-async fn unbuilt_grpc_methods_answer_unimplemented_through_the_table() {
-    let server = TestServer::start(Backend::Memory).await;
-    let mut client = server.grpc().await;
-    let status = client
-        .generate_secret(burnbox_spec::v1::GenerateSecretRequest::default())
-        .await
-        .expect_err("not built yet");
-    assert_grpc_error(&status, ErrorKind::Unimplemented, None);
-    let status = client
-        .list_recent_receipts(burnbox_spec::v1::ListRecentReceiptsRequest {})
-        .await
-        .expect_err("not built yet");
-    assert_grpc_error(&status, ErrorKind::Unimplemented, None);
 }
 
 #[tokio::test]

@@ -29,6 +29,7 @@ fn new_secret(
         created: 1_000,
         secret_ttl,
         receipt_ttl,
+        recent: None,
     }
 }
 

@@ -3,7 +3,6 @@
 //! record, the metadata key for a receipt): a Redis dump alone, or the master key alone, opens
 //! nothing. The storage id is bound as associated data, so a blob moved to another slot fails.
 
-use burnbox_store::SecretId;
 use chacha20poly1305::aead::{Aead, Generate, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
@@ -60,6 +59,7 @@ impl Keyring {
 pub(crate) enum Purpose {
     Record,
     Receipt,
+    RecentEntry,
 }
 
 impl Purpose {
@@ -67,6 +67,7 @@ impl Purpose {
         match self {
             Self::Record => b"burnbox/v1/record",
             Self::Receipt => b"burnbox/v1/receipt",
+            Self::RecentEntry => b"burnbox/v1/recent-entry",
         }
     }
 }
@@ -83,21 +84,21 @@ fn cipher(
     XChaCha20Poly1305::new_from_slice(key.as_slice()).map_err(|_| Error::internal("bad key length"))
 }
 
-fn associated_data(purpose: Purpose, id: &SecretId) -> Vec<u8> {
-    [purpose.label(), b"\0".as_slice(), id.as_bytes().as_slice()].concat()
+fn associated_data(purpose: Purpose, storage_id: &[u8; 32]) -> Vec<u8> {
+    [purpose.label(), b"\0".as_slice(), storage_id.as_slice()].concat()
 }
 
 impl Keyring {
-    /// Encrypts `plaintext` for storage under `id`, openable only with `caller_key`.
+    /// Encrypts `plaintext` for storage under `storage_id`, openable only with `caller_key`.
     pub(crate) fn seal(
         &self,
         purpose: Purpose,
         caller_key: &str,
-        id: &SecretId,
+        storage_id: &[u8; 32],
         plaintext: &[u8],
     ) -> Result<Vec<u8>, Error> {
         let nonce = XNonce::generate();
-        let aad = associated_data(purpose, id);
+        let aad = associated_data(purpose, storage_id);
         let ciphertext = cipher(&self.current, purpose, caller_key)?
             .encrypt(
                 &nonce,
@@ -119,7 +120,7 @@ impl Keyring {
         &self,
         purpose: Purpose,
         caller_key: &str,
-        id: &SecretId,
+        storage_id: &[u8; 32],
         sealed: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, Error> {
         let Some((&FORMAT_V1, rest)) = sealed.split_first() else {
@@ -130,7 +131,7 @@ impl Keyring {
         }
         let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
         let nonce = XNonce::try_from(nonce).map_err(|_| Error::internal("bad nonce length"))?;
-        let aad = associated_data(purpose, id);
+        let aad = associated_data(purpose, storage_id);
         std::iter::once(&self.current)
             .chain(self.previous.as_ref())
             .find_map(|master| {
@@ -156,8 +157,8 @@ impl Keyring {
 mod tests {
     use super::*;
 
-    fn id() -> SecretId {
-        SecretId::from_secret_key("k")
+    fn id() -> [u8; 32] {
+        *burnbox_store::SecretId::from_secret_key("k").as_bytes()
     }
 
     #[test]
@@ -176,7 +177,7 @@ mod tests {
                 .is_err()
         );
         assert!(keyring.open(Purpose::Receipt, "k", &id(), &sealed).is_err());
-        let other_id = SecretId::from_secret_key("x");
+        let other_id = *burnbox_store::SecretId::from_secret_key("x").as_bytes();
         assert!(
             keyring
                 .open(Purpose::Record, "k", &other_id, &sealed)

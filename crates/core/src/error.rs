@@ -20,15 +20,13 @@ pub enum ErrorKind {
     RateLimited,
     /// The store cannot be reached right now.
     Unavailable,
-    /// The operation exists in the contract but this server does not provide it yet.
-    Unimplemented,
     /// Anything else; the cause is logged, never shown.
     Internal,
 }
 
 impl ErrorKind {
     /// Every kind, for tests and documentation that must cover them all.
-    pub const ALL: [ErrorKind; 9] = [
+    pub const ALL: [ErrorKind; 8] = [
         Self::BadRequest,
         Self::Unauthorized,
         Self::Forbidden,
@@ -36,7 +34,6 @@ impl ErrorKind {
         Self::Validation,
         Self::RateLimited,
         Self::Unavailable,
-        Self::Unimplemented,
         Self::Internal,
     ];
 }
@@ -84,6 +81,14 @@ impl Error {
         Self::new(
             ErrorKind::NotFound,
             "unknown secret: it was never shared, or was already revealed, burned or expired",
+        )
+    }
+
+    /// The one answer for every receipt that cannot be read.
+    pub fn receipt_not_found() -> Self {
+        Self::new(
+            ErrorKind::NotFound,
+            "unknown receipt: it was never created, or has expired",
         )
     }
 

@@ -16,6 +16,35 @@ pub(crate) fn generate_key() -> String {
         .collect()
 }
 
+/// The character classes of a generated password; every password holds at least one of each.
+const PASSWORD_CLASSES: [&[u8]; 4] = [
+    b"abcdefghijkmnopqrstuvwxyz",
+    b"ABCDEFGHJKLMNPQRSTUVWXYZ",
+    b"23456789",
+    b"!#$%&*+-=?@^_~",
+];
+
+/// A random password of `length` (at least 4) characters: letters, digits and symbols (without
+/// the look-alikes l, I, O, 0 and 1), at least one of each class, from the thread-local CSPRNG.
+pub(crate) fn generate_password(length: usize) -> zeroize::Zeroizing<String> {
+    let alphabet: Vec<u8> = PASSWORD_CLASSES.concat();
+    let mut rng = rand::rng();
+    loop {
+        let candidate: zeroize::Zeroizing<String> = zeroize::Zeroizing::new(
+            (0..length)
+                .map(|_| char::from(alphabet[rng.random_range(0..alphabet.len())]))
+                .collect(),
+        );
+        // Rejection keeps the distribution uniform over passwords that have every class.
+        let complete = PASSWORD_CLASSES
+            .iter()
+            .all(|class| candidate.bytes().any(|byte| class.contains(&byte)));
+        if complete {
+            return candidate;
+        }
+    }
+}
+
 /// Whether `text` could be a key this service generated. Anything else cannot exist, so it is
 /// answered as not found without touching the store.
 pub(crate) fn is_well_formed(text: &str) -> bool {
@@ -32,6 +61,21 @@ mod tests {
         let second = generate_key();
         assert!(is_well_formed(&first), "{first}");
         assert_ne!(first, second);
+    }
+
+    #[test]
+    fn passwords_have_the_length_and_every_class() {
+        for length in [4, 12, 128] {
+            let password = generate_password(length);
+            assert_eq!(password.chars().count(), length);
+            for class in PASSWORD_CLASSES {
+                assert!(
+                    password.bytes().any(|byte| class.contains(&byte)),
+                    "{length}"
+                );
+            }
+        }
+        assert_ne!(*generate_password(12), *generate_password(12));
     }
 
     #[test]

@@ -15,7 +15,10 @@ pub use crypto::{Keyring, MasterKey};
 pub use error::{Error, ErrorKind};
 pub use keys::KEY_LENGTH;
 pub use model::{
-    ANONYMOUS_CUSTID, Caller, Receipt, ReceiptState, RevealInput, Revealed, ShareInput,
+    ANONYMOUS_CUSTID, BurnInput, Burned, Caller, GenerateInput, Generated, Receipt, ReceiptState,
+    RevealInput, Revealed, ShareInput,
 };
-pub use policy::{MAX_PASSPHRASE_CHARS, MIN_TTL_SECONDS, Policy};
-pub use secrets::{Secrets, Settings};
+pub use policy::{
+    DEFAULT_PASSWORD_LENGTH, MAX_PASSPHRASE_CHARS, MIN_TTL_SECONDS, PASSWORD_LENGTHS, Policy,
+};
+pub use secrets::{RECENT_LIMIT, RECENT_WINDOW, Secrets, Settings};

@@ -2,10 +2,16 @@
 
 use zeroize::Zeroizing;
 
-/// Who is calling. Anonymous callers own their secrets as customer `anon`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Who is calling: anonymous, or a customer authenticated by an API token.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Caller {
-    custid: Option<String>,
+    customer: Option<Customer>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+struct Customer {
+    custid: String,
+    token: Zeroizing<String>,
 }
 
 /// The customer id recorded for secrets shared without credentials.
@@ -14,19 +20,44 @@ pub const ANONYMOUS_CUSTID: &str = "anon";
 impl Caller {
     /// A caller without credentials.
     pub fn anonymous() -> Self {
-        Self { custid: None }
+        Self { customer: None }
     }
 
-    /// An authenticated customer.
-    pub fn customer(custid: impl Into<String>) -> Self {
+    /// A customer whose credentials the transport has verified. `token` is the API token they
+    /// presented: besides authenticating, it seals the customer's index of recent secrets, so
+    /// that index opens only for a request carrying the token.
+    pub fn customer(custid: impl Into<String>, token: impl Into<String>) -> Self {
         Self {
-            custid: Some(custid.into()),
+            customer: Some(Customer {
+                custid: custid.into(),
+                token: Zeroizing::new(token.into()),
+            }),
         }
     }
 
     /// The customer id to record: the customer's, or `anon`.
     pub fn custid(&self) -> &str {
-        self.custid.as_deref().unwrap_or(ANONYMOUS_CUSTID)
+        self.customer
+            .as_ref()
+            .map_or(ANONYMOUS_CUSTID, |customer| customer.custid.as_str())
+    }
+
+    /// Whether the caller presented no credentials.
+    pub fn is_anonymous(&self) -> bool {
+        self.customer.is_none()
+    }
+
+    pub(crate) fn token(&self) -> Option<&str> {
+        self.customer
+            .as_ref()
+            .map(|customer| customer.token.as_str())
+    }
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token.
+        write!(f, "Caller({})", self.custid())
     }
 }
 
@@ -43,6 +74,42 @@ pub struct ShareInput {
     pub recipient: Vec<String>,
     /// The domain links are shared on (only the configured one is accepted).
     pub share_domain: Option<String>,
+}
+
+/// A generate request as it arrives from a transport: the server picks the secret.
+#[derive(Default)]
+pub struct GenerateInput {
+    /// A passphrase the recipient must give to reveal it (empty means none).
+    pub passphrase: Option<String>,
+    /// Seconds until the secret expires unread (default from the policy).
+    pub ttl: Option<i64>,
+    /// Length of the generated password (default 12).
+    pub length: Option<i64>,
+}
+
+/// A generated secret: its receipt and the password, shown in this answer only.
+pub struct Generated {
+    /// The receipt, as for a shared secret.
+    pub receipt: Receipt,
+    /// The generated password (zeroized when dropped).
+    pub value: Zeroizing<String>,
+}
+
+/// A burn request as it arrives from a transport.
+pub struct BurnInput {
+    /// The receipt's key.
+    pub metadata_key: String,
+    /// The passphrase, for a protected secret.
+    pub passphrase: Option<String>,
+}
+
+/// A burned secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Burned {
+    /// The receipt, now in state burned.
+    pub receipt: Receipt,
+    /// The first 8 characters of the burned secret's key, so the creator can tell which it was.
+    pub secret_shortkey: String,
 }
 
 /// A reveal request as it arrives from a transport.

@@ -11,6 +11,10 @@ use crate::Error;
 pub const MIN_TTL_SECONDS: i64 = 60;
 /// The longest passphrase accepted, in characters.
 pub const MAX_PASSPHRASE_CHARS: usize = 128;
+/// Length of a generated password when the request names none.
+pub const DEFAULT_PASSWORD_LENGTH: usize = 12;
+/// Shortest and longest generated passwords.
+pub const PASSWORD_LENGTHS: std::ops::RangeInclusive<usize> = 4..=128;
 
 /// Operator-set limits on shared secrets.
 #[derive(Clone, Debug)]
@@ -79,6 +83,26 @@ impl Policy {
         }
         Ok(secret)
     }
+}
+
+/// The length of a generated password.
+pub(crate) fn password_length(requested: Option<i64>) -> Result<usize, Error> {
+    let Some(requested) = requested else {
+        return Ok(DEFAULT_PASSWORD_LENGTH);
+    };
+    usize::try_from(requested)
+        .ok()
+        .filter(|length| PASSWORD_LENGTHS.contains(length))
+        .ok_or_else(|| {
+            Error::validation(
+                "length",
+                format!(
+                    "length must be between {} and {}",
+                    PASSWORD_LENGTHS.start(),
+                    PASSWORD_LENGTHS.end()
+                ),
+            )
+        })
 }
 
 /// An optional passphrase: absent and empty mean none (web forms send empty fields).
@@ -154,6 +178,19 @@ mod tests {
         );
         let err = passphrase(Some("a".repeat(129))).expect_err("too long");
         assert_eq!(err.field(), Some("passphrase"));
+    }
+
+    #[test]
+    fn password_length_defaults_and_bounds() {
+        assert_eq!(password_length(None).expect("default"), 12);
+        assert_eq!(password_length(Some(4)).expect("min"), 4);
+        assert_eq!(password_length(Some(128)).expect("max"), 128);
+        for bad in [3, 129, 0, -1, i64::MAX] {
+            assert_eq!(
+                password_length(Some(bad)).expect_err("bad").field(),
+                Some("length")
+            );
+        }
     }
 
     #[test]

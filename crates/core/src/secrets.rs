@@ -4,15 +4,21 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use burnbox_store::{NewSecret, ReceiptId, SecretId, SecretRecord, SecretStore, Take};
+use burnbox_store::{
+    NewSecret, OwnerId, ReceiptId, ReceiptState as StoredState, RecentEntry, SecretId,
+    SecretRecord, SecretStore, Take,
+};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::crypto::{Keyring, Purpose};
-use crate::keys::{generate_key, is_well_formed};
-use crate::model::{Caller, Receipt, ReceiptState, RevealInput, Revealed, ShareInput};
+use crate::keys::{generate_key, generate_password, is_well_formed};
+use crate::model::{
+    ANONYMOUS_CUSTID, BurnInput, Burned, Caller, GenerateInput, Generated, Receipt, ReceiptState,
+    RevealInput, Revealed, ShareInput,
+};
 use crate::policy::{self, Policy};
-use crate::{Error, passphrase};
+use crate::{Error, ErrorKind, passphrase};
 
 /// How the handler is set up.
 #[derive(Clone, Debug)]
@@ -94,6 +100,35 @@ fn decode_record(plain: &[u8]) -> Result<OpenedRecord, Error> {
     })
 }
 
+/// How far back a customer's recent list reaches.
+pub const RECENT_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The most receipts a recent list returns.
+pub const RECENT_LIMIT: usize = 100;
+
+/// Decides whether `caller` may read or burn a receipt owned by `owner`: anyone holding the key
+/// of an anonymous receipt may; a customer's receipt only that customer.
+fn authorize(caller: &Caller, owner: &str) -> Result<(), Error> {
+    if owner == ANONYMOUS_CUSTID || (!caller.is_anonymous() && caller.custid() == owner) {
+        Ok(())
+    } else if caller.is_anonymous() {
+        Err(Error::new(
+            ErrorKind::Unauthorized,
+            "this receipt belongs to a customer: authenticate as that customer",
+        ))
+    } else {
+        Err(Error::new(
+            ErrorKind::Forbidden,
+            "this receipt belongs to another customer",
+        ))
+    }
+}
+
+/// A receipt read from the store and opened.
+struct OpenedReceipt {
+    body: ReceiptBody,
+    receipt: Receipt,
+}
+
 impl Secrets {
     /// A handler over `store`.
     pub fn new(store: Arc<dyn SecretStore>, settings: Settings) -> Self {
@@ -143,7 +178,31 @@ impl Secrets {
                 "custom share domains are not supported; omit share_domain",
             ));
         }
+        self.store_secret(caller, &secret, passphrase, ttl).await
+    }
 
+    /// Generates a password, stores it as a secret and returns the receipt with the password.
+    #[tracing::instrument(name = "secrets.generate", skip_all, fields(custid = caller.custid()))]
+    pub async fn generate(
+        &self,
+        caller: &Caller,
+        input: GenerateInput,
+    ) -> Result<Generated, Error> {
+        let length = policy::password_length(input.length)?;
+        let passphrase = policy::passphrase(input.passphrase)?;
+        let ttl = self.settings.policy.ttl(input.ttl)?;
+        let value = generate_password(length);
+        let receipt = self.store_secret(caller, &value, passphrase, ttl).await?;
+        Ok(Generated { receipt, value })
+    }
+
+    async fn store_secret(
+        &self,
+        caller: &Caller,
+        secret: &str,
+        passphrase: Option<Zeroizing<String>>,
+        ttl: Duration,
+    ) -> Result<Receipt, Error> {
         let passphrase_hash = match passphrase {
             Some(passphrase) => Some(passphrase::hash(passphrase).await?),
             None => None,
@@ -155,7 +214,7 @@ impl Secrets {
         let receipt_ttl = ttl * 2;
         let body = ReceiptBody {
             custid: caller.custid().to_owned(),
-            secret_key: secret_key.clone(),
+            secret_key,
             created,
             ttl: seconds(ttl),
             share_domain: self.settings.share_domain.clone(),
@@ -163,17 +222,42 @@ impl Secrets {
         };
 
         let keyring = &self.settings.keyring;
-        let record_plain = encode_record(passphrase_hash.as_deref(), &secret)?;
+        let record_plain = encode_record(passphrase_hash.as_deref(), secret)?;
         let record = SecretRecord {
             protected: passphrase_hash.is_some(),
-            sealed: keyring.seal(Purpose::Record, &secret_key, &secret_id, &record_plain)?,
+            sealed: keyring.seal(
+                Purpose::Record,
+                &body.secret_key,
+                secret_id.as_bytes(),
+                &record_plain,
+            )?,
         };
         let body_plain = Zeroizing::new(
             serde_json::to_vec(&body)
                 .map_err(|err| Error::internal(format!("receipt encoding: {err}")))?,
         );
-        let sealed_receipt =
-            keyring.seal(Purpose::Receipt, &metadata_key, &secret_id, &body_plain)?;
+        let sealed_receipt = keyring.seal(
+            Purpose::Receipt,
+            &metadata_key,
+            secret_id.as_bytes(),
+            &body_plain,
+        )?;
+        let recent = match caller.token() {
+            Some(token) => {
+                let owner = OwnerId::from_custid(caller.custid());
+                Some(RecentEntry {
+                    owner,
+                    sealed: keyring.seal(
+                        Purpose::RecentEntry,
+                        token,
+                        owner.as_bytes(),
+                        metadata_key.as_bytes(),
+                    )?,
+                    retain: RECENT_WINDOW,
+                })
+            }
+            None => None,
+        };
         self.store
             .create(NewSecret {
                 secret_id,
@@ -183,12 +267,13 @@ impl Secrets {
                 created,
                 secret_ttl: ttl,
                 receipt_ttl,
+                recent,
             })
             .await?;
         tracing::info!(
             ttl = body.ttl,
             passphrase = body.passphrase_required,
-            "secret shared"
+            "secret stored"
         );
 
         Ok(Receipt {
@@ -244,16 +329,153 @@ impl Secrets {
         })
     }
 
+    /// The receipt read with `metadata_key`: a customer's only by that customer, an anonymous
+    /// one by whoever holds the key.
+    #[tracing::instrument(name = "secrets.receipt", skip_all, fields(custid = caller.custid()))]
+    pub async fn receipt(&self, caller: &Caller, metadata_key: &str) -> Result<Receipt, Error> {
+        let opened = self.open_receipt(metadata_key).await?;
+        authorize(caller, &opened.body.custid)?;
+        Ok(opened.receipt)
+    }
+
+    /// Destroys an unread secret through its receipt. A protected secret needs its passphrase.
+    #[tracing::instrument(name = "secrets.burn", skip_all, fields(custid = caller.custid()))]
+    pub async fn burn(&self, caller: &Caller, input: BurnInput) -> Result<Burned, Error> {
+        let BurnInput {
+            metadata_key,
+            passphrase,
+        } = input;
+        let passphrase = policy::passphrase(passphrase)?;
+        let OpenedReceipt { body, receipt } = self.open_receipt(&metadata_key).await?;
+        authorize(caller, &body.custid)?;
+        let already_gone = || {
+            Error::new(
+                ErrorKind::NotFound,
+                "the secret is no longer there: it was revealed, burned or has expired",
+            )
+        };
+        if receipt.state != ReceiptState::New {
+            return Err(already_gone());
+        }
+        let secret_id = SecretId::from_secret_key(&body.secret_key);
+        if body.passphrase_required {
+            let record = self
+                .store
+                .peek(&secret_id)
+                .await?
+                .ok_or_else(already_gone)?;
+            let opened = self.open_record(&body.secret_key, &secret_id, &record)?;
+            self.check_passphrase(passphrase, opened.passphrase_hash)
+                .await?;
+        }
+        if !self.store.burn(&secret_id, now()).await? {
+            return Err(already_gone());
+        }
+        tracing::info!("secret burned");
+        let receipt = self.open_receipt(&metadata_key).await?.receipt;
+        Ok(Burned {
+            receipt,
+            secret_shortkey: body.secret_key.chars().take(8).collect(),
+        })
+    }
+
+    /// The caller's receipts of the last 30 days, newest first (at most [`RECENT_LIMIT`]),
+    /// without secret keys. Authenticated customers only.
+    #[tracing::instrument(name = "secrets.recent", skip_all, fields(custid = caller.custid()))]
+    pub async fn recent(&self, caller: &Caller) -> Result<Vec<Receipt>, Error> {
+        let Some(token) = caller.token() else {
+            return Err(Error::new(
+                ErrorKind::Unauthorized,
+                "recent secrets are listed for authenticated customers only",
+            ));
+        };
+        let owner = OwnerId::from_custid(caller.custid());
+        let since = now() - seconds(RECENT_WINDOW);
+        let entries = self.store.recent(&owner, since, RECENT_LIMIT).await?;
+        let mut receipts = Vec::with_capacity(entries.len());
+        for entry in entries {
+            // An entry sealed under a token the customer no longer uses cannot be opened: skip it.
+            let Ok(metadata_key) =
+                self.settings
+                    .keyring
+                    .open(Purpose::RecentEntry, token, owner.as_bytes(), &entry)
+            else {
+                continue;
+            };
+            let Ok(metadata_key) = String::from_utf8(metadata_key.to_vec()) else {
+                continue;
+            };
+            match self.open_receipt(&metadata_key).await {
+                Ok(opened) if opened.body.custid == caller.custid() => {
+                    receipts.push(Receipt {
+                        secret_key: None,
+                        ..opened.receipt
+                    });
+                }
+                // The receipt expired since the entry was written.
+                Ok(_) => {}
+                Err(err) if err.kind() == ErrorKind::NotFound => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(receipts)
+    }
+
+    async fn open_receipt(&self, metadata_key: &str) -> Result<OpenedReceipt, Error> {
+        if !is_well_formed(metadata_key) {
+            return Err(Error::receipt_not_found());
+        }
+        let stored = self
+            .store
+            .receipt(&ReceiptId::from_metadata_key(metadata_key))
+            .await?
+            .ok_or_else(Error::receipt_not_found)?;
+        let plain = self.settings.keyring.open(
+            Purpose::Receipt,
+            metadata_key,
+            stored.secret_id.as_bytes(),
+            &stored.sealed,
+        )?;
+        let body: ReceiptBody = serde_json::from_slice(&plain)
+            .map_err(|err| Error::internal(format!("receipt decoding: {err}")))?;
+        let state = match (stored.state, stored.secret_ttl) {
+            (StoredState::New, Some(_)) => ReceiptState::New,
+            (StoredState::New, None) => ReceiptState::Expired,
+            (StoredState::Received, _) => ReceiptState::Received,
+            (StoredState::Burned, _) => ReceiptState::Burned,
+        };
+        let unread = state == ReceiptState::New;
+        let receipt = Receipt {
+            custid: body.custid.clone(),
+            metadata_key: metadata_key.to_owned(),
+            secret_key: unread.then(|| body.secret_key.clone()),
+            ttl: body.ttl,
+            metadata_ttl: seconds(stored.receipt_ttl),
+            secret_ttl: stored.secret_ttl.filter(|_| unread).map(seconds),
+            state,
+            created: body.created,
+            updated: stored.updated,
+            received: stored.received,
+            burned: stored.burned,
+            recipient: Vec::new(),
+            share_domain: body.share_domain.clone(),
+            passphrase_required: body.passphrase_required,
+        };
+        Ok(OpenedReceipt { body, receipt })
+    }
+
     fn open_record(
         &self,
         key: &str,
         secret_id: &SecretId,
         record: &SecretRecord,
     ) -> Result<OpenedRecord, Error> {
-        let plain = self
-            .settings
-            .keyring
-            .open(Purpose::Record, key, secret_id, &record.sealed)?;
+        let plain = self.settings.keyring.open(
+            Purpose::Record,
+            key,
+            secret_id.as_bytes(),
+            &record.sealed,
+        )?;
         decode_record(&plain)
     }
 

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError};
 use crate::grpc::GrpcSecrets;
 use crate::{admin, rest};
@@ -44,6 +45,7 @@ pub enum StartupError {
 pub struct Application {
     config: Config,
     secrets: Arc<Secrets>,
+    auth: Arc<Authenticator>,
     http: TcpListener,
     grpc: TcpListener,
     admin: TcpListener,
@@ -61,6 +63,7 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let policy = config.policy()?;
         let (keyring, ephemeral_key) = config.keyring()?;
+        let auth = Arc::new(config.authenticator()?);
         let store: Arc<dyn SecretStore> = match &config.redis_url {
             Some(url) => {
                 let store = RedisStore::connect(&RedisConfig {
@@ -94,6 +97,7 @@ impl Application {
             grpc: bind(config.grpc_addr).await?,
             admin: bind(config.admin_addr).await?,
             secrets,
+            auth,
             config,
         })
     }
@@ -134,7 +138,7 @@ impl Application {
             |err: tonic_reflection::server::Error| StartupError::Reflection(err.to_string());
         let reflection_v1 = reflection().build_v1().map_err(reflection_error)?;
         let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_error)?;
-        let grpc_service = GrpcSecrets::new(self.secrets.clone())
+        let grpc_service = GrpcSecrets::new(self.secrets.clone(), self.auth.clone())
             .into_server()
             .max_decoding_message_size(max_body);
         let grpc = tonic::transport::Server::builder()
@@ -149,7 +153,7 @@ impl Application {
 
         let http = poem::Server::new_with_acceptor(acceptor(self.http)?)
             .run_with_graceful_shutdown(
-                rest::endpoint(self.secrets.clone()),
+                rest::endpoint(self.secrets.clone(), self.auth.clone()),
                 stop.clone().cancelled_owned(),
                 Some(grace),
             );
@@ -159,6 +163,8 @@ impl Application {
                 stop.clone().cancelled_owned(),
                 Some(grace),
             );
+
+        reload_tokens_on_sighup(self.auth.clone(), stop.clone());
 
         let trigger = stop.clone();
         let health_on_stop = health.clone();
@@ -186,6 +192,40 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Re-reads the API tokens file on every SIGHUP until the server stops. A file that fails to
+/// parse is reported and the tokens in force stay.
+fn reload_tokens_on_sighup(auth: Arc<Authenticator>, stop: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(err) => {
+                tracing::warn!(%err, "cannot listen for SIGHUP: API tokens reload only on restart");
+                return;
+            }
+        };
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    received = hangups.recv() => {
+                        if received.is_none() {
+                            return;
+                        }
+                        match auth.reload() {
+                            Ok(customers) => tracing::info!(customers, "API tokens reloaded"),
+                            Err(problem) => tracing::error!(%problem, "API tokens not reloaded; keeping the previous ones"),
+                        }
+                    }
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = (auth, stop);
 }
 
 fn local_addr(listener: &TcpListener) -> SocketAddr {

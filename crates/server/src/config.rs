@@ -53,6 +53,16 @@ pub struct Config {
     #[arg(long, env = "BURNBOX_MAX_TTL", default_value_t = 2_592_000)]
     pub max_ttl: i64,
 
+    /// File of API tokens, one `custid:token` per line (`custid:sha256:HEX` stores only the
+    /// token's hash); re-read on SIGHUP. Unset: no customers, anonymous use only.
+    #[arg(long, env = "BURNBOX_API_TOKENS_FILE")]
+    pub api_tokens_file: Option<std::path::PathBuf>,
+
+    /// Whether callers without credentials may share and reveal (false: every operation but
+    /// status needs credentials).
+    #[arg(long, env = "BURNBOX_ALLOW_ANONYMOUS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub allow_anonymous: bool,
+
     /// Log filter in RUST_LOG syntax, e.g. `info` or `burnbox_core=debug,info`.
     #[arg(long, env = "BURNBOX_LOG", default_value = "info")]
     pub log: String,
@@ -146,6 +156,15 @@ impl Config {
         }
     }
 
+    /// The authenticator, with the tokens file read.
+    pub fn authenticator(&self) -> Result<crate::auth::Authenticator, ConfigError> {
+        crate::auth::Authenticator::load(self.api_tokens_file.clone(), self.allow_anonymous)
+            .map_err(|problem| ConfigError {
+                setting: "BURNBOX_API_TOKENS_FILE",
+                problem,
+            })
+    }
+
     /// How long to wait for Redis.
     pub fn redis_timeout(&self) -> Duration {
         Duration::from_millis(self.redis_timeout_ms)
@@ -175,6 +194,8 @@ impl std::fmt::Debug for Config {
                 &self.master_key.as_ref().map(|_| "configured"),
             )
             .field("public_url", &self.public_url)
+            .field("api_tokens_file", &self.api_tokens_file)
+            .field("allow_anonymous", &self.allow_anonymous)
             .field("max_secret_bytes", &self.max_secret_bytes)
             .field("default_ttl", &self.default_ttl)
             .field("max_ttl", &self.max_ttl)

@@ -4,27 +4,48 @@
 
 use std::sync::Arc;
 
-use burnbox_core::{Caller, Error, ErrorKind, Receipt, RevealInput, Revealed, Secrets, ShareInput};
+use burnbox_core::{
+    BurnInput, Burned, Caller, Error, GenerateInput, Generated, Receipt, RevealInput, Revealed,
+    Secrets, ShareInput,
+};
 use burnbox_spec::v1::{self as pb, secrets_server};
 use tonic::{Request, Response, Status};
 
+use crate::auth::Authenticator;
 use crate::wire_error::to_grpc_status;
 
 /// The gRPC service, sharing the one handler with REST.
 pub struct GrpcSecrets {
     secrets: Arc<Secrets>,
+    auth: Arc<Authenticator>,
 }
 
 impl GrpcSecrets {
-    /// A service over `secrets`.
-    pub fn new(secrets: Arc<Secrets>) -> Self {
-        Self { secrets }
+    /// A service over `secrets`, authenticating with `auth`.
+    pub fn new(secrets: Arc<Secrets>, auth: Arc<Authenticator>) -> Self {
+        Self { secrets, auth }
     }
 
-    /// The tonic server for this service, with the message size caps set from the policy.
+    /// The tonic server for this service.
     pub fn into_server(self) -> secrets_server::SecretsServer<Self> {
         secrets_server::SecretsServer::new(self)
     }
+
+    /// The caller of `request`, from its `authorization` metadata (the same value as REST's
+    /// Authorization header).
+    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        self.auth
+            .caller(authorization(request).as_deref())
+            .map_err(|err| to_grpc_status(&err))
+    }
+}
+
+/// The `authorization` metadata; a value that is not text is kept (as empty) so it is refused.
+fn authorization<T>(request: &Request<T>) -> Option<String> {
+    request
+        .metadata()
+        .get("authorization")
+        .map(|value| value.to_str().map(str::to_owned).unwrap_or_default())
 }
 
 type GrpcResult<T> = Result<Response<T>, Status>;
@@ -33,13 +54,6 @@ fn reply<T, U>(result: Result<T, Error>, to_wire: fn(T) -> U) -> GrpcResult<U> {
     result
         .map(|value| Response::new(to_wire(value)))
         .map_err(|err| to_grpc_status(&err))
-}
-
-fn not_yet(operation: &str) -> Status {
-    to_grpc_status(&Error::new(
-        ErrorKind::Unimplemented,
-        format!("{operation} is not provided by this server yet"),
-    ))
 }
 
 fn receipt_to_wire(receipt: Receipt) -> pb::Receipt {
@@ -62,11 +76,31 @@ fn receipt_to_wire(receipt: Receipt) -> pb::Receipt {
     }
 }
 
+fn generated_to_wire(generated: Generated) -> pb::Receipt {
+    pb::Receipt {
+        value: Some(generated.value.as_str().to_owned()),
+        ..receipt_to_wire(generated.receipt)
+    }
+}
+
 fn revealed_to_wire(revealed: Revealed) -> pb::RevealSecretResponse {
     pb::RevealSecretResponse {
         value: revealed.value.as_str().to_owned(),
         secret_key: revealed.secret_key,
         share_domain: revealed.share_domain,
+    }
+}
+
+fn burned_to_wire(burned: Burned) -> pb::BurnSecretResponse {
+    pb::BurnSecretResponse {
+        state: Some(receipt_to_wire(burned.receipt)),
+        secret_shortkey: burned.secret_shortkey,
+    }
+}
+
+fn receipts_to_wire(receipts: Vec<Receipt>) -> pb::ListRecentReceiptsResponse {
+    pb::ListRecentReceiptsResponse {
+        receipts: receipts.into_iter().map(receipt_to_wire).collect(),
     }
 }
 
@@ -82,6 +116,7 @@ impl secrets_server::Secrets for GrpcSecrets {
         &self,
         request: Request<pb::ShareSecretRequest>,
     ) -> GrpcResult<pb::Receipt> {
+        let caller = self.caller(&request)?;
         let message = request.into_inner();
         let input = ShareInput {
             secret: Some(message.secret),
@@ -90,52 +125,69 @@ impl secrets_server::Secrets for GrpcSecrets {
             recipient: message.recipient,
             share_domain: message.share_domain,
         };
-        reply(
-            self.secrets.share(&Caller::anonymous(), input).await,
-            receipt_to_wire,
-        )
+        reply(self.secrets.share(&caller, input).await, receipt_to_wire)
     }
 
     async fn generate_secret(
         &self,
-        _request: Request<pb::GenerateSecretRequest>,
+        request: Request<pb::GenerateSecretRequest>,
     ) -> GrpcResult<pb::Receipt> {
-        Err(not_yet("GenerateSecret"))
+        let caller = self.caller(&request)?;
+        let message = request.into_inner();
+        let input = GenerateInput {
+            passphrase: message.passphrase,
+            ttl: message.ttl,
+            length: message.length,
+        };
+        reply(
+            self.secrets.generate(&caller, input).await,
+            generated_to_wire,
+        )
     }
 
     async fn reveal_secret(
         &self,
         request: Request<pb::RevealSecretRequest>,
     ) -> GrpcResult<pb::RevealSecretResponse> {
+        let caller = self.caller(&request)?;
         let message = request.into_inner();
         let input = RevealInput {
             key: message.key,
             passphrase: message.passphrase,
         };
-        reply(
-            self.secrets.reveal(&Caller::anonymous(), input).await,
-            revealed_to_wire,
-        )
+        reply(self.secrets.reveal(&caller, input).await, revealed_to_wire)
     }
 
     async fn get_receipt(
         &self,
-        _request: Request<pb::GetReceiptRequest>,
+        request: Request<pb::GetReceiptRequest>,
     ) -> GrpcResult<pb::Receipt> {
-        Err(not_yet("GetReceipt"))
+        let caller = self.caller(&request)?;
+        let message = request.into_inner();
+        reply(
+            self.secrets.receipt(&caller, &message.metadata_key).await,
+            receipt_to_wire,
+        )
     }
 
     async fn burn_secret(
         &self,
-        _request: Request<pb::BurnSecretRequest>,
+        request: Request<pb::BurnSecretRequest>,
     ) -> GrpcResult<pb::BurnSecretResponse> {
-        Err(not_yet("BurnSecret"))
+        let caller = self.caller(&request)?;
+        let message = request.into_inner();
+        let input = BurnInput {
+            metadata_key: message.metadata_key,
+            passphrase: message.passphrase,
+        };
+        reply(self.secrets.burn(&caller, input).await, burned_to_wire)
     }
 
     async fn list_recent_receipts(
         &self,
-        _request: Request<pb::ListRecentReceiptsRequest>,
+        request: Request<pb::ListRecentReceiptsRequest>,
     ) -> GrpcResult<pb::ListRecentReceiptsResponse> {
-        Err(not_yet("ListRecentReceipts"))
+        let caller = self.caller(&request)?;
+        reply(self.secrets.recent(&caller).await, receipts_to_wire)
     }
 }

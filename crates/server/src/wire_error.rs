@@ -39,7 +39,6 @@ pub fn wire_error(kind: ErrorKind) -> WireError {
         ErrorKind::Validation => (Http::UNPROCESSABLE_ENTITY, Grpc::InvalidArgument, "FormError", "a field is invalid; `field` names it"),
         ErrorKind::RateLimited => (Http::TOO_MANY_REQUESTS, Grpc::ResourceExhausted, "RateLimited", "too many requests; see Retry-After"),
         ErrorKind::Unavailable => (Http::SERVICE_UNAVAILABLE, Grpc::Unavailable, "Unavailable", "the secret store is unavailable"),
-        ErrorKind::Unimplemented => (Http::NOT_IMPLEMENTED, Grpc::Unimplemented, "NotImplemented", "not provided by this server yet"),
         ErrorKind::Internal => (Http::INTERNAL_SERVER_ERROR, Grpc::Internal, "InternalError", "internal error"),
     };
     WireError { http, grpc, error, description }
@@ -79,8 +78,7 @@ pub fn log_error(transport: &'static str, err: &Error, error_id: &str) {
         | ErrorKind::Forbidden
         | ErrorKind::NotFound
         | ErrorKind::Validation
-        | ErrorKind::RateLimited
-        | ErrorKind::Unimplemented => {
+        | ErrorKind::RateLimited => {
             tracing::debug!(
                 transport,
                 error,

@@ -73,6 +73,32 @@ impl std::fmt::Debug for ReceiptId {
     }
 }
 
+/// Where a customer's index of recent secrets lives: SHA-256 over a domain tag and the custid.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OwnerId([u8; 32]);
+
+impl OwnerId {
+    /// Derives the storage id of `custid`'s recent-secrets index.
+    pub fn from_custid(custid: &str) -> Self {
+        Self(domain_hash(b"burnbox/v1/owner-id", custid))
+    }
+
+    /// The id as 32 raw bytes (bound as associated data by the crypto in core).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    fn to_hex(self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl std::fmt::Debug for OwnerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OwnerId({}…)", &self.to_hex()[..12])
+    }
+}
+
 fn domain_hash(domain: &[u8], key: &str) -> [u8; 32] {
     let mut hasher = Sha256::new();
     // Length-prefixed domain so no (domain, key) pair can collide with another.
@@ -169,6 +195,19 @@ pub struct NewSecret {
     pub secret_ttl: Duration,
     /// Lifetime of the receipt (and its pointer).
     pub receipt_ttl: Duration,
+    /// An entry for the owner's index of recent secrets, for authenticated owners.
+    pub recent: Option<RecentEntry>,
+}
+
+/// One entry of a customer's index of recent secrets.
+#[derive(Debug)]
+pub struct RecentEntry {
+    /// Whose index.
+    pub owner: OwnerId,
+    /// The sealed entry (core seals the metadata key in it), opaque to the store.
+    pub sealed: Vec<u8>,
+    /// How long the index keeps entries: older ones are dropped when this one is added.
+    pub retain: Duration,
 }
 
 /// What [`SecretStore::take_unprotected`] found.
@@ -215,8 +254,24 @@ pub trait SecretStore: Send + Sync + 'static {
         now: UnixSeconds,
     ) -> Result<Option<SecretRecord>, StoreError>;
 
+    /// Reads a record without taking it. `None` when it is gone.
+    async fn peek(&self, id: &SecretId) -> Result<Option<SecretRecord>, StoreError>;
+
+    /// Deletes the record unread and marks its receipt burned at `now`. `false` when the record
+    /// was already gone (revealed, burned or expired), in which case nothing changes.
+    async fn burn(&self, id: &SecretId, now: UnixSeconds) -> Result<bool, StoreError>;
+
     /// Reads a receipt through its pointer. `None` when the receipt expired or never existed.
     async fn receipt(&self, id: &ReceiptId) -> Result<Option<StoredReceipt>, StoreError>;
+
+    /// The sealed entries of `owner`'s recent-secrets index created at or after `since`, newest
+    /// first, at most `limit`.
+    async fn recent(
+        &self,
+        owner: &OwnerId,
+        since: UnixSeconds,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError>;
 
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use crate::{
-    NewSecret, ReceiptId, ReceiptState, SecretId, SecretRecord, SecretStore, StoreError,
+    NewSecret, OwnerId, ReceiptId, ReceiptState, SecretId, SecretRecord, SecretStore, StoreError,
     StoredReceipt, Take, UnixSeconds,
 };
 
@@ -33,8 +33,12 @@ struct State {
     records: HashMap<SecretId, Expiring<SecretRecord>>,
     receipts: HashMap<SecretId, Expiring<ReceiptEntry>>,
     pointers: HashMap<ReceiptId, Expiring<SecretId>>,
+    recent: HashMap<OwnerId, Expiring<RecentIndex>>,
     next_purge: Option<Instant>,
 }
+
+/// A customer's recent entries, oldest first, with their creation times.
+type RecentIndex = Vec<(UnixSeconds, Vec<u8>)>;
 
 struct Expiring<T> {
     value: T,
@@ -78,16 +82,28 @@ impl State {
         self.records.retain(|_, entry| entry.live(now));
         self.receipts.retain(|_, entry| entry.live(now));
         self.pointers.retain(|_, entry| entry.live(now));
+        self.recent.retain(|_, entry| entry.live(now));
         self.next_purge = Some(now + PURGE_INTERVAL);
     }
 
-    /// Removes a live record and marks its receipt received.
-    fn take(&mut self, id: &SecretId, now: Instant, at: UnixSeconds) -> Option<SecretRecord> {
+    /// Removes a live record and moves its receipt to `state` (received or burned) at `at`.
+    fn finish(
+        &mut self,
+        id: &SecretId,
+        now: Instant,
+        at: UnixSeconds,
+        state: ReceiptState,
+    ) -> Option<SecretRecord> {
         let record = self.records.remove(id).filter(|entry| entry.live(now))?;
         if let Some(receipt) = self.receipts.get_mut(id).filter(|entry| entry.live(now)) {
-            receipt.value.state = ReceiptState::Received;
-            receipt.value.received = Some(at);
-            receipt.value.updated = at;
+            let receipt = &mut receipt.value;
+            receipt.state = state;
+            receipt.updated = at;
+            match state {
+                ReceiptState::Received => receipt.received = Some(at),
+                ReceiptState::Burned => receipt.burned = Some(at),
+                ReceiptState::New => {}
+            }
         }
         Some(record.value)
     }
@@ -136,7 +152,9 @@ impl SecretStore for MemoryStore {
         match live(&state.records, id, now) {
             None => Ok(Take::Missing),
             Some(entry) if entry.value.protected => Ok(Take::Protected(entry.value.clone())),
-            Some(_) => Ok(state.take(id, now, at).map_or(Take::Missing, Take::Taken)),
+            Some(_) => Ok(state
+                .finish(id, now, at, ReceiptState::Received)
+                .map_or(Take::Missing, Take::Taken)),
         }
     }
 
@@ -145,7 +163,42 @@ impl SecretStore for MemoryStore {
         id: &SecretId,
         at: UnixSeconds,
     ) -> Result<Option<SecretRecord>, StoreError> {
-        Ok(self.lock().take(id, Instant::now(), at))
+        Ok(self
+            .lock()
+            .finish(id, Instant::now(), at, ReceiptState::Received))
+    }
+
+    async fn peek(&self, id: &SecretId) -> Result<Option<SecretRecord>, StoreError> {
+        let state = self.lock();
+        Ok(live(&state.records, id, Instant::now()).map(|entry| entry.value.clone()))
+    }
+
+    async fn burn(&self, id: &SecretId, at: UnixSeconds) -> Result<bool, StoreError> {
+        let burned = self
+            .lock()
+            .finish(id, Instant::now(), at, ReceiptState::Burned);
+        Ok(burned.is_some())
+    }
+
+    async fn recent(
+        &self,
+        owner: &OwnerId,
+        since: UnixSeconds,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let state = self.lock();
+        let Some(index) = live(&state.recent, owner, Instant::now()) else {
+            return Ok(Vec::new());
+        };
+        // Entries are kept in insertion order: newest first is the reverse.
+        Ok(index
+            .value
+            .iter()
+            .rev()
+            .filter(|(created, _)| *created >= since)
+            .take(limit)
+            .map(|(_, sealed)| sealed.clone())
+            .collect())
     }
 
     async fn receipt(&self, id: &ReceiptId) -> Result<Option<StoredReceipt>, StoreError> {

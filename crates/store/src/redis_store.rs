@@ -3,20 +3,21 @@
 //! - `burnbox:{<secret id>}:record`   string: one flag byte (1 = protected) + the sealed record
 //! - `burnbox:{<secret id>}:receipt`  hash: `sealed`, `state`, `updated`, `received`, `burned`
 //! - `burnbox:pointer:<receipt id>`   string: the secret id (hex) of the receipt's secret
+//! - `burnbox:recent:<owner id>`      sorted set: sealed entries scored by creation time (µs)
 //!
 //! The record and the receipt share a hash tag, so one script burns the record with `GETDEL` and
 //! marks the receipt in a single round trip, inside one Redis Cluster slot. Everything carries a
 //! TTL: the record its own, the receipt and pointer twice that. No sweeper is needed.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, RedisError, Script};
 
 use crate::{
-    NewSecret, ReceiptId, ReceiptState, SecretId, SecretRecord, SecretStore, StoreError,
+    NewSecret, OwnerId, ReceiptId, ReceiptState, SecretId, SecretRecord, SecretStore, StoreError,
     StoredReceipt, Take, UnixSeconds,
 };
 
@@ -39,6 +40,17 @@ end
 return {'taken', record}
 "#;
 
+/// Burns a record unread and marks its receipt burned.
+///
+/// KEYS[1] record, KEYS[2] receipt; ARGV[1] the time of the burn. Returns 1 if burned, else 0.
+const BURN_SCRIPT: &str = r#"
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('HSET', KEYS[2], 'state', 'burned', 'burned', ARGV[1], 'updated', ARGV[1])
+end
+return 1
+"#;
+
 /// How [`RedisStore`] connects.
 #[derive(Clone, Debug)]
 pub struct RedisConfig {
@@ -53,6 +65,7 @@ pub struct RedisConfig {
 pub struct RedisStore {
     connection: ConnectionManager,
     take_script: Script,
+    burn_script: Script,
 }
 
 impl RedisStore {
@@ -71,6 +84,7 @@ impl RedisStore {
         Ok(Self {
             connection,
             take_script: Script::new(TAKE_SCRIPT),
+            burn_script: Script::new(BURN_SCRIPT),
         })
     }
 
@@ -102,6 +116,24 @@ fn receipt_key(id: &SecretId) -> String {
 
 fn pointer_key(id: &ReceiptId) -> String {
     format!("burnbox:pointer:{}", id.to_hex())
+}
+
+fn recent_key(owner: &OwnerId) -> String {
+    format!("burnbox:recent:{}", owner.to_hex())
+}
+
+/// Microseconds since the epoch on this process's clock: the score of recent-index entries, fine
+/// enough that entries created one after the other never tie.
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX)
+        })
+}
+
+fn seconds_to_micros(seconds: i64) -> i64 {
+    seconds.saturating_mul(1_000_000)
 }
 
 fn encode_record(record: SecretRecord) -> Vec<u8> {
@@ -167,9 +199,23 @@ impl SecretStore for RedisStore {
         let receipt = receipt_key(&new.secret_id);
         let receipt_ms = millis(new.receipt_ttl);
         let mut connection = self.connection.clone();
-        // One round trip; the record and receipt share a slot, the pointer is in its own.
-        redis::pipe()
-            .cmd("SET")
+        // One round trip; the record and receipt share a slot, the pointer and index their own.
+        let mut pipe = redis::pipe();
+        if let Some(recent) = new.recent {
+            let index = recent_key(&recent.owner);
+            let score = now_micros();
+            let retain_micros = i64::try_from(recent.retain.as_micros()).unwrap_or(i64::MAX);
+            pipe.zadd(&index, recent.sealed, score)
+                .ignore()
+                .cmd("ZREMRANGEBYSCORE")
+                .arg(&index)
+                .arg("-inf")
+                .arg(format!("({}", score.saturating_sub(retain_micros)))
+                .ignore()
+                .pexpire(&index, millis(recent.retain) as i64)
+                .ignore();
+        }
+        pipe.cmd("SET")
             .arg(record_key(&new.secret_id))
             .arg(encode_record(new.record))
             .arg("PX")
@@ -222,6 +268,44 @@ impl SecretStore for RedisStore {
             .await?
             .map(|(_, bytes)| decode_record(bytes))
             .transpose()
+    }
+
+    async fn peek(&self, id: &SecretId) -> Result<Option<SecretRecord>, StoreError> {
+        let mut connection = self.connection.clone();
+        let bytes: Option<Vec<u8>> = connection.get(record_key(id)).await.map_err(classify)?;
+        bytes.map(decode_record).transpose()
+    }
+
+    async fn burn(&self, id: &SecretId, at: UnixSeconds) -> Result<bool, StoreError> {
+        let mut connection = self.connection.clone();
+        let burned: i64 = self
+            .burn_script
+            .key(record_key(id))
+            .key(receipt_key(id))
+            .arg(at)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(classify)?;
+        Ok(burned == 1)
+    }
+
+    async fn recent(
+        &self,
+        owner: &OwnerId,
+        since: UnixSeconds,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut connection = self.connection.clone();
+        redis::cmd("ZREVRANGEBYSCORE")
+            .arg(recent_key(owner))
+            .arg("+inf")
+            .arg(seconds_to_micros(since))
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut connection)
+            .await
+            .map_err(classify)
     }
 
     async fn receipt(&self, id: &ReceiptId) -> Result<Option<StoredReceipt>, StoreError> {

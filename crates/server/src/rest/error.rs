@@ -49,6 +49,12 @@ impl IntoResponse for ApiError {
             error_id,
         };
         let mut response = Json(body).with_status(wire.http).into_response();
+        if err.kind() == ErrorKind::Unauthorized {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                poem::http::HeaderValue::from_static("Basic realm=\"burnbox\""),
+            );
+        }
         if let Some(retry_after) = err.retry_after() {
             // Whole seconds, rounded up so a client never retries too early.
             let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);

@@ -2,18 +2,25 @@
 //! input into core input, calls one `Secrets` method and turns the result into the wire output.
 
 mod body;
+mod credentials;
 mod error;
 
 use std::sync::Arc;
 
-use burnbox_core::{Caller, Receipt, RevealInput, Revealed, Secrets, ShareInput};
+use burnbox_core::{
+    BurnInput, Burned, GenerateInput, Generated, Receipt, RevealInput, Revealed, Secrets,
+    ShareInput,
+};
 use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi, OpenApiService};
 
 pub use body::{FormOrJson, IntField};
+pub use credentials::Credentials;
 pub use error::{ApiError, ErrorBody};
+
+use crate::auth::Authenticator;
 
 use body::one_or_many;
 use error::render_framework_error;
@@ -36,6 +43,24 @@ pub struct ShareForm {
     recipient: Vec<String>,
     /// Only the server's own share domain is accepted.
     share_domain: Option<String>,
+}
+
+/// Fields of a generate request.
+#[derive(Object, serde::Deserialize, Default)]
+pub struct GenerateForm {
+    /// A passphrase the recipient must give to reveal the password.
+    passphrase: Option<String>,
+    /// Seconds until the password expires unread.
+    ttl: Option<IntField>,
+    /// Length of the generated password (4 to 128, default 12).
+    length: Option<IntField>,
+}
+
+/// Fields of a burn request.
+#[derive(Object, serde::Deserialize, Default)]
+pub struct BurnForm {
+    /// The passphrase, for a protected secret.
+    passphrase: Option<String>,
 }
 
 /// Fields of a reveal request.
@@ -80,6 +105,9 @@ pub struct ReceiptBody {
     share_domain: String,
     /// Whether revealing needs a passphrase.
     passphrase_required: bool,
+    /// The generated password: only in the answer to generate.
+    #[oai(skip_serializing_if_is_none)]
+    value: Option<String>,
 }
 
 impl From<Receipt> for ReceiptBody {
@@ -99,6 +127,34 @@ impl From<Receipt> for ReceiptBody {
             recipient: receipt.recipient,
             share_domain: receipt.share_domain,
             passphrase_required: receipt.passphrase_required,
+            value: None,
+        }
+    }
+}
+
+impl From<Generated> for ReceiptBody {
+    fn from(generated: Generated) -> Self {
+        Self {
+            value: Some(generated.value.as_str().to_owned()),
+            ..generated.receipt.into()
+        }
+    }
+}
+
+/// A burned secret.
+#[derive(Object)]
+pub struct BurnBody {
+    /// The receipt, now in state burned.
+    state: ReceiptBody,
+    /// The first 8 characters of the burned secret's key.
+    secret_shortkey: String,
+}
+
+impl From<Burned> for BurnBody {
+    fn from(burned: Burned) -> Self {
+        Self {
+            state: burned.receipt.into(),
+            secret_shortkey: burned.secret_shortkey,
         }
     }
 }
@@ -136,13 +192,18 @@ type ApiResult<T> = Result<Json<T>, ApiError>;
 /// The REST routes, sharing the one handler with gRPC.
 pub struct RestApi {
     secrets: Arc<Secrets>,
+    auth: Arc<Authenticator>,
 }
 
+/// Each operation has one implementation here; the `#[OpenApi]` block below maps paths (and the
+/// Onetime Secret aliases) onto them.
 impl RestApi {
-    async fn share_secret(
+    async fn do_share(
         &self,
+        credentials: Credentials,
         FormOrJson(form): FormOrJson<ShareForm>,
     ) -> ApiResult<ReceiptBody> {
+        let caller = self.auth.caller(credentials.header())?;
         let input = ShareInput {
             secret: form.secret,
             passphrase: form.passphrase,
@@ -150,14 +211,44 @@ impl RestApi {
             recipient: form.recipient,
             share_domain: form.share_domain,
         };
-        let receipt = self.secrets.share(&Caller::anonymous(), input).await?;
-        Ok(Json(receipt.into()))
+        Ok(Json(self.secrets.share(&caller, input).await?.into()))
+    }
+
+    async fn do_receipt(
+        &self,
+        credentials: Credentials,
+        metadata_key: Path<String>,
+    ) -> ApiResult<ReceiptBody> {
+        let caller = self.auth.caller(credentials.header())?;
+        Ok(Json(
+            self.secrets.receipt(&caller, &metadata_key.0).await?.into(),
+        ))
+    }
+
+    async fn do_burn(
+        &self,
+        credentials: Credentials,
+        metadata_key: Path<String>,
+        FormOrJson(form): FormOrJson<BurnForm>,
+    ) -> ApiResult<BurnBody> {
+        let caller = self.auth.caller(credentials.header())?;
+        let input = BurnInput {
+            metadata_key: metadata_key.0,
+            passphrase: form.passphrase,
+        };
+        Ok(Json(self.secrets.burn(&caller, input).await?.into()))
+    }
+
+    async fn do_recent(&self, credentials: Credentials) -> ApiResult<Vec<ReceiptBody>> {
+        let caller = self.auth.caller(credentials.header())?;
+        let receipts = self.secrets.recent(&caller).await?;
+        Ok(Json(receipts.into_iter().map(ReceiptBody::from).collect()))
     }
 }
 
 #[OpenApi(prefix_path = "/api/v1")]
 impl RestApi {
-    /// Service status.
+    /// Service status (no credentials needed).
     #[oai(path = "/status", method = "get", operation_id = "status")]
     async fn status(&self) -> ApiResult<StatusBody> {
         Ok(Json(StatusBody {
@@ -165,44 +256,199 @@ impl RestApi {
         }))
     }
 
-    /// Share a secret: store it and get the receipt with the key that reveals it.
-    #[oai(path = "/share", method = "post", operation_id = "share")]
-    async fn share(&self, body: FormOrJson<ShareForm>) -> ApiResult<ReceiptBody> {
-        self.share_secret(body).await
+    /// Check credentials: 200 with valid ones, 401 otherwise.
+    #[oai(path = "/authcheck", method = "get", operation_id = "authcheck")]
+    async fn authcheck(&self, credentials: Credentials) -> ApiResult<StatusBody> {
+        self.auth.customer(credentials.header())?;
+        Ok(Json(StatusBody {
+            status: self.secrets.status().to_owned(),
+        }))
     }
 
-    /// Alias of `share`.
-    #[oai(path = "/create", method = "post", operation_id = "create")]
-    async fn create(&self, body: FormOrJson<ShareForm>) -> ApiResult<ReceiptBody> {
-        self.share_secret(body).await
+    /// Share a secret: store it and get the receipt with the key that reveals it.
+    /// Also served at `/create`.
+    #[oai(path = "/share", method = "post", operation_id = "share")]
+    async fn share(
+        &self,
+        credentials: Credentials,
+        body: FormOrJson<ShareForm>,
+    ) -> ApiResult<ReceiptBody> {
+        self.do_share(credentials, body).await
+    }
+
+    /// Alias of share.
+    #[oai(path = "/create", method = "post", hidden)]
+    async fn create(
+        &self,
+        credentials: Credentials,
+        body: FormOrJson<ShareForm>,
+    ) -> ApiResult<ReceiptBody> {
+        self.do_share(credentials, body).await
+    }
+
+    /// Generate a password and share it: the receipt plus `value`, shown in this answer only.
+    #[oai(path = "/generate", method = "post", operation_id = "generate")]
+    async fn generate(
+        &self,
+        credentials: Credentials,
+        FormOrJson(form): FormOrJson<GenerateForm>,
+    ) -> ApiResult<ReceiptBody> {
+        let caller = self.auth.caller(credentials.header())?;
+        let input = GenerateInput {
+            passphrase: form.passphrase,
+            ttl: form.ttl.map(|ttl| ttl.value("ttl")).transpose()?,
+            length: form
+                .length
+                .map(|length| length.value("length"))
+                .transpose()?,
+        };
+        Ok(Json(self.secrets.generate(&caller, input).await?.into()))
     }
 
     /// Reveal a secret: returns its value once and destroys it.
     #[oai(path = "/secret/:key", method = "post", operation_id = "reveal")]
     async fn reveal(
         &self,
+        credentials: Credentials,
         key: Path<String>,
         FormOrJson(form): FormOrJson<RevealForm>,
     ) -> ApiResult<RevealBody> {
+        let caller = self.auth.caller(credentials.header())?;
         let input = RevealInput {
             key: key.0,
             passphrase: form.passphrase,
         };
-        let revealed = self.secrets.reveal(&Caller::anonymous(), input).await?;
-        Ok(Json(revealed.into()))
+        Ok(Json(self.secrets.reveal(&caller, input).await?.into()))
+    }
+
+    /// The caller's receipts of the last 30 days, newest first, without secret keys
+    /// (authenticated customers only). Also served at `/receipt/recent` and `/metadata/recent`.
+    #[oai(path = "/private/recent", method = "get", operation_id = "recent")]
+    async fn recent(&self, credentials: Credentials) -> ApiResult<Vec<ReceiptBody>> {
+        self.do_recent(credentials).await
+    }
+
+    /// Alias of recent.
+    #[oai(path = "/receipt/recent", method = "get", hidden)]
+    async fn recent_via_receipt(&self, credentials: Credentials) -> ApiResult<Vec<ReceiptBody>> {
+        self.do_recent(credentials).await
+    }
+
+    /// Alias of recent.
+    #[oai(path = "/metadata/recent", method = "get", hidden)]
+    async fn recent_via_metadata(&self, credentials: Credentials) -> ApiResult<Vec<ReceiptBody>> {
+        self.do_recent(credentials).await
+    }
+
+    /// A secret's receipt: state `new` until it is revealed (then `received`, without the secret
+    /// key), `burned` or `expired`. Also served with GET, and at `/receipt/{key}` and
+    /// `/metadata/{key}` (GET or POST).
+    #[oai(
+        path = "/private/:metadata_key",
+        method = "post",
+        operation_id = "receipt"
+    )]
+    async fn receipt(
+        &self,
+        credentials: Credentials,
+        metadata_key: Path<String>,
+    ) -> ApiResult<ReceiptBody> {
+        self.do_receipt(credentials, metadata_key).await
+    }
+
+    /// Alias of receipt.
+    #[oai(path = "/private/:metadata_key", method = "get", hidden)]
+    async fn receipt_via_get(
+        &self,
+        credentials: Credentials,
+        metadata_key: Path<String>,
+    ) -> ApiResult<ReceiptBody> {
+        self.do_receipt(credentials, metadata_key).await
+    }
+
+    /// Alias of receipt.
+    #[oai(
+        path = "/receipt/:metadata_key",
+        method = "get",
+        method = "post",
+        hidden
+    )]
+    async fn receipt_via_receipt(
+        &self,
+        credentials: Credentials,
+        metadata_key: Path<String>,
+    ) -> ApiResult<ReceiptBody> {
+        self.do_receipt(credentials, metadata_key).await
+    }
+
+    /// Alias of receipt.
+    #[oai(
+        path = "/metadata/:metadata_key",
+        method = "get",
+        method = "post",
+        hidden
+    )]
+    async fn receipt_via_metadata(
+        &self,
+        credentials: Credentials,
+        metadata_key: Path<String>,
+    ) -> ApiResult<ReceiptBody> {
+        self.do_receipt(credentials, metadata_key).await
+    }
+
+    /// Burn an unread secret through its receipt (a protected secret needs its passphrase).
+    /// Also served at `/receipt/{key}/burn` and `/metadata/{key}/burn`.
+    #[oai(
+        path = "/private/:metadata_key/burn",
+        method = "post",
+        operation_id = "burn"
+    )]
+    async fn burn(
+        &self,
+        credentials: Credentials,
+        metadata_key: Path<String>,
+        body: FormOrJson<BurnForm>,
+    ) -> ApiResult<BurnBody> {
+        self.do_burn(credentials, metadata_key, body).await
+    }
+
+    /// Alias of burn.
+    #[oai(path = "/receipt/:metadata_key/burn", method = "post", hidden)]
+    async fn burn_via_receipt(
+        &self,
+        credentials: Credentials,
+        metadata_key: Path<String>,
+        body: FormOrJson<BurnForm>,
+    ) -> ApiResult<BurnBody> {
+        self.do_burn(credentials, metadata_key, body).await
+    }
+
+    /// Alias of burn.
+    #[oai(path = "/metadata/:metadata_key/burn", method = "post", hidden)]
+    async fn burn_via_metadata(
+        &self,
+        credentials: Credentials,
+        metadata_key: Path<String>,
+        body: FormOrJson<BurnForm>,
+    ) -> ApiResult<BurnBody> {
+        self.do_burn(credentials, metadata_key, body).await
     }
 }
 
 /// The OpenAPI service (routes plus the spec they imply).
-pub fn api_service(secrets: Arc<Secrets>) -> OpenApiService<RestApi, ()> {
-    OpenApiService::new(RestApi { secrets }, "burnbox", env!("CARGO_PKG_VERSION"))
-        .description("One-time secrets over the Onetime Secret v1 REST API.")
+pub fn api_service(secrets: Arc<Secrets>, auth: Arc<Authenticator>) -> OpenApiService<RestApi, ()> {
+    OpenApiService::new(
+        RestApi { secrets, auth },
+        "burnbox",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description("One-time secrets over the Onetime Secret v1 REST API.")
 }
 
 /// The REST endpoint: the API, its spec at `/api/v1/openapi.yaml` (and `.json`), Swagger UI at `/docs`, and
 /// the documented error body for every error, the framework's included.
-pub fn endpoint(secrets: Arc<Secrets>) -> impl Endpoint {
-    let service = api_service(secrets);
+pub fn endpoint(secrets: Arc<Secrets>, auth: Arc<Authenticator>) -> impl Endpoint {
+    let service = api_service(secrets, auth);
     let spec_yaml = service.spec_endpoint_yaml();
     let spec_json = service.spec_endpoint();
     let docs = service.swagger_ui();
