@@ -193,6 +193,7 @@ pub struct TestServer {
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    tokens_file: Option<tempfile::NamedTempFile>,
 }
 
 impl TestServer {
@@ -234,6 +235,7 @@ impl TestServer {
                 .expect("HTTP client"),
             stop: Some(stop),
             task: Some(task),
+            tokens_file: None,
         }
     }
 
@@ -417,4 +419,61 @@ pub fn assert_grpc_error(
         .and_then(|bad_request| bad_request.field_violations.first())
         .map(|violation| violation.field.as_str());
     assert_eq!(violated, field, "{status:?}");
+}
+
+/// The Authorization header value for `custid:token` (REST header and gRPC metadata alike).
+pub fn basic_auth(custid: &str, token: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{custid}:{token}"))
+    )
+}
+
+/// A gRPC request carrying `authorization` metadata when given.
+pub fn grpc_request<T>(message: T, authorization: Option<&str>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(value) = authorization {
+        request.metadata_mut().insert(
+            "authorization",
+            value.parse().expect("ASCII metadata value"),
+        );
+    }
+    request
+}
+
+/// The customers of [`TestServer::start_with_customers`]: alice has a plain token, bob's is
+/// stored as its SHA-256 (`sha256:HEX`).
+pub const ALICE: (&str, &str) = ("alice", "alice-token-1");
+/// See [`ALICE`].
+pub const BOB: (&str, &str) = ("bob", "bob-token-2");
+
+impl TestServer {
+    /// Starts a server on `backend` with customers [`ALICE`] and [`BOB`] in its tokens file;
+    /// `adjust` may change the configuration further. The file lives as long as the server.
+    pub async fn start_with_customers(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Self {
+        let bob_digest: String = {
+            use sha2::Digest;
+            sha2::Sha256::digest(BOB.1.as_bytes())
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect()
+        };
+        let file = tempfile::NamedTempFile::new().expect("tokens file");
+        std::fs::write(
+            file.path(),
+            format!(
+                "# test customers\n{}:{}\n{}:sha256:{bob_digest}\n",
+                ALICE.0, ALICE.1, BOB.0
+            ),
+        )
+        .expect("write tokens");
+        let path = file.path().to_owned();
+        let mut server = Self::start_with(backend, |config| {
+            config.api_tokens_file = Some(path);
+            adjust(config);
+        })
+        .await;
+        server.tokens_file = Some(file);
+        server
+    }
 }

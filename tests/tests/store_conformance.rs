@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use burnbox_store::{
-    MemoryStore, NewSecret, ReceiptId, ReceiptState, RedisConfig, RedisStore, SecretId,
-    SecretRecord, SecretStore, Take,
+    MemoryStore, NewSecret, OwnerId, ReceiptId, ReceiptState, RecentEntry, RedisConfig, RedisStore,
+    SecretId, SecretRecord, SecretStore, Take,
 };
 use burnbox_tests::TestRedis;
 
@@ -216,7 +216,146 @@ async fn concurrent_takes_succeed_exactly_once(store: Arc<dyn SecretStore>) {
     assert_eq!(winners, 1);
 }
 
+async fn peek_reads_without_taking(store: Arc<dyn SecretStore>) {
+    let key = unique("peek");
+    let new = new_secret(&key, false, HOUR, 2 * HOUR);
+    let record = new.record.clone();
+    store.create(new).await.expect("create");
+    let id = SecretId::from_secret_key(&key);
+    assert_eq!(store.peek(&id).await.expect("peek"), Some(record.clone()));
+    assert_eq!(store.peek(&id).await.expect("peek"), Some(record.clone()));
+    assert_eq!(store.take(&id, 3).await.expect("take"), Some(record));
+    assert_eq!(store.peek(&id).await.expect("peek"), None);
+}
+
+async fn burn_is_exactly_once_and_marks_the_receipt(store: Arc<dyn SecretStore>) {
+    let key = unique("burn");
+    store
+        .create(new_secret(&key, true, HOUR, 2 * HOUR))
+        .await
+        .expect("create");
+    let id = SecretId::from_secret_key(&key);
+    assert!(store.burn(&id, 40).await.expect("burn"));
+    assert!(!store.burn(&id, 41).await.expect("burn again"));
+    assert_eq!(store.take(&id, 42).await.expect("take"), None);
+    let receipt = store
+        .receipt(&ReceiptId::from_metadata_key(&format!("meta-{key}")))
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(receipt.state, ReceiptState::Burned);
+    assert_eq!(
+        (receipt.burned, receipt.received, receipt.updated),
+        (Some(40), None, 40)
+    );
+    assert_eq!(receipt.secret_ttl, None);
+
+    // A taken secret cannot be burned, and its receipt stays received.
+    let key = unique("taken-then-burned");
+    store
+        .create(new_secret(&key, false, HOUR, 2 * HOUR))
+        .await
+        .expect("create");
+    let id = SecretId::from_secret_key(&key);
+    assert!(matches!(
+        store.take_unprotected(&id, 50).await.expect("take"),
+        Take::Taken(_)
+    ));
+    assert!(!store.burn(&id, 51).await.expect("burn"));
+    let receipt = store
+        .receipt(&ReceiptId::from_metadata_key(&format!("meta-{key}")))
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(
+        (receipt.state, receipt.burned),
+        (ReceiptState::Received, None)
+    );
+}
+
+async fn recent_lists_an_owners_entries_newest_first(store: Arc<dyn SecretStore>) {
+    let owner = OwnerId::from_custid(&unique("owner"));
+    let other = OwnerId::from_custid(&unique("other-owner"));
+    let with_entry = |key: &str, owner: OwnerId, created: i64, retain: Duration| NewSecret {
+        created,
+        recent: Some(RecentEntry {
+            owner,
+            sealed: format!("entry-{key}").into_bytes(),
+            retain,
+        }),
+        ..new_secret(key, false, HOUR, 2 * HOUR)
+    };
+    let now = now_seconds();
+    let month = Duration::from_secs(30 * 24 * 3600);
+    for (index, key) in ["first", "second", "third"].iter().enumerate() {
+        let created = now + i64::try_from(index).expect("small");
+        store
+            .create(with_entry(&unique(key), owner, created, month))
+            .await
+            .expect("create");
+    }
+    store
+        .create(with_entry(&unique("theirs"), other, now, month))
+        .await
+        .expect("create");
+
+    let entries = store.recent(&owner, now - 60, 10).await.expect("recent");
+    let labels: Vec<String> = entries
+        .iter()
+        .map(|entry| {
+            String::from_utf8_lossy(entry)
+                .split('-')
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(labels, ["third", "second", "first"]);
+    assert_eq!(
+        store
+            .recent(&owner, now - 60, 2)
+            .await
+            .expect("recent")
+            .len(),
+        2
+    );
+    assert_eq!(
+        store
+            .recent(&other, now - 60, 10)
+            .await
+            .expect("recent")
+            .len(),
+        1
+    );
+    let unknown = OwnerId::from_custid(&unique("nobody"));
+    assert!(
+        store
+            .recent(&unknown, 0, 10)
+            .await
+            .expect("recent")
+            .is_empty()
+    );
+    // `since` cuts off older entries (one hour in the future: none are that new).
+    assert!(
+        store
+            .recent(&owner, now + 3600, 10)
+            .await
+            .expect("recent")
+            .is_empty()
+    );
+}
+
+fn now_seconds() -> i64 {
+    let elapsed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970");
+    i64::try_from(elapsed.as_secs()).expect("fits")
+}
+
 async fn conformance(store: Arc<dyn SecretStore>) {
+    peek_reads_without_taking(store.clone()).await;
+    burn_is_exactly_once_and_marks_the_receipt(store.clone()).await;
+    recent_lists_an_owners_entries_newest_first(store.clone()).await;
     create_then_receipt_is_new(store.clone()).await;
     take_is_exactly_once_and_marks_the_receipt(store.clone()).await;
     protected_records_are_left_in_place_until_taken(store.clone()).await;

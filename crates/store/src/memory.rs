@@ -143,6 +143,21 @@ impl SecretStore for MemoryStore {
             new.receipt_id,
             Expiring::new(new.secret_id, new.receipt_ttl, now),
         );
+        if let Some(recent) = new.recent {
+            let retain_seconds = i64::try_from(recent.retain.as_secs()).unwrap_or(i64::MAX);
+            let oldest_kept = new.created.saturating_sub(retain_seconds);
+            let mut entries = state
+                .recent
+                .remove(&recent.owner)
+                .filter(|index| index.live(now))
+                .map(|index| index.value)
+                .unwrap_or_default();
+            entries.retain(|(created, _)| *created >= oldest_kept);
+            entries.push((new.created, recent.sealed));
+            state
+                .recent
+                .insert(recent.owner, Expiring::new(entries, recent.retain, now));
+        }
         Ok(())
     }
 
