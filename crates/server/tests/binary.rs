@@ -119,3 +119,118 @@ fn sigterm_stops_the_server_with_exit_code_0() {
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(rest.iter().any(|line| line.contains("stopped")), "{rest:?}");
 }
+
+/// A bare HTTP/1.1 GET; returns the status code.
+fn http_get_status(addr: &str, path: &str, authorization: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {authorization}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send request");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read answer");
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer}"))
+}
+
+fn basic(credentials: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(credentials)
+    )
+}
+
+#[test]
+fn sighup_reloads_the_api_tokens_file() {
+    let tokens = tempfile::NamedTempFile::new().expect("tokens file");
+    std::fs::write(tokens.path(), "alice:first-token\n").expect("write tokens");
+    let mut child = burnbox()
+        .env("BURNBOX_LOG_FORMAT", "json")
+        .env("BURNBOX_API_TOKENS_FILE", tokens.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start burnbox");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let listening = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|line| line.contains("burnbox listening"))
+        .expect("the server logs that it listens");
+    let http = listening
+        .split("\"http\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("http address in the log")
+        .to_owned();
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+
+    assert_eq!(
+        http_get_status(&http, "/api/v1/authcheck", &basic("alice:first-token")),
+        200
+    );
+    assert_eq!(
+        http_get_status(&http, "/api/v1/authcheck", &basic("alice:second-token")),
+        401
+    );
+
+    std::fs::write(tokens.path(), "alice:second-token\n").expect("rewrite tokens");
+    let hangup = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .expect("send SIGHUP");
+    assert!(hangup.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http_get_status(&http, "/api/v1/authcheck", &basic("alice:second-token")) != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "tokens not reloaded after SIGHUP"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        http_get_status(&http, "/api/v1/authcheck", &basic("alice:first-token")),
+        401
+    );
+
+    // A broken file on reload keeps the tokens in force.
+    std::fs::write(tokens.path(), "no colon here\n").expect("break tokens");
+    Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .expect("send SIGHUP");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        http_get_status(&http, "/api/v1/authcheck", &basic("alice:second-token")),
+        200
+    );
+    assert_eq!(child.try_wait().expect("wait"), None, "still running");
+
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn an_invalid_tokens_file_is_a_configuration_error() {
+    let tokens = tempfile::NamedTempFile::new().expect("tokens file");
+    std::fs::write(tokens.path(), "alice:t\nalice:u\n").expect("write tokens");
+    assert_config_error(
+        burnbox().env("BURNBOX_API_TOKENS_FILE", tokens.path()),
+        "BURNBOX_API_TOKENS_FILE",
+    );
+    assert_config_error(
+        burnbox().env("BURNBOX_API_TOKENS_FILE", "/nonexistent/tokens"),
+        "BURNBOX_API_TOKENS_FILE",
+    );
+    assert_config_error(
+        burnbox().env("BURNBOX_ALLOW_ANONYMOUS", "perhaps"),
+        "BURNBOX_ALLOW_ANONYMOUS",
+    );
+}
