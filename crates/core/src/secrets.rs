@@ -63,6 +63,12 @@ fn seconds(duration: Duration) -> i64 {
     i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
 }
 
+/// Whole seconds left, rounded up: a receipt read right after sharing shows the ttl it was
+/// given, and 0 only once the time is really up.
+fn seconds_left(duration: Duration) -> i64 {
+    seconds(duration) + i64::from(duration.subsec_nanos() > 0)
+}
+
 fn encode_record(passphrase_hash: Option<&str>, value: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
     let hash = passphrase_hash.unwrap_or_default().as_bytes();
     let hash_len =
@@ -450,8 +456,8 @@ impl Secrets {
             metadata_key: metadata_key.to_owned(),
             secret_key: unread.then(|| body.secret_key.clone()),
             ttl: body.ttl,
-            metadata_ttl: seconds(stored.receipt_ttl),
-            secret_ttl: stored.secret_ttl.filter(|_| unread).map(seconds),
+            metadata_ttl: seconds_left(stored.receipt_ttl),
+            secret_ttl: stored.secret_ttl.filter(|_| unread).map(seconds_left),
             state,
             created: body.created,
             updated: stored.updated,
