@@ -19,6 +19,7 @@ pub use model::{
     RevealInput, Revealed, ShareInput,
 };
 pub use policy::{
-    DEFAULT_PASSWORD_LENGTH, MAX_PASSPHRASE_CHARS, MIN_TTL_SECONDS, PASSWORD_LENGTHS, Policy,
+    DEFAULT_PASSWORD_LENGTH, MAX_PASSPHRASE_CHARS, MIN_TTL_SECONDS, PASSWORD_LENGTHS,
+    PassphraseRules, Policy,
 };
 pub use secrets::{RECENT_LIMIT, RECENT_WINDOW, Secrets, Settings};

@@ -16,12 +16,34 @@ pub const DEFAULT_PASSWORD_LENGTH: usize = 12;
 /// Shortest and longest generated passwords.
 pub const PASSWORD_LENGTHS: std::ops::RangeInclusive<usize> = 4..=128;
 
+/// Operator-set rules for passphrases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PassphraseRules {
+    /// Shortest passphrase accepted when sharing, in characters (0: any).
+    pub min_length: usize,
+    /// Whether every shared secret must have a passphrase.
+    pub required: bool,
+    /// Failed attempts after which a protected secret is burned.
+    pub max_attempts: u32,
+}
+
+impl Default for PassphraseRules {
+    fn default() -> Self {
+        Self {
+            min_length: 0,
+            required: false,
+            max_attempts: 5,
+        }
+    }
+}
+
 /// Operator-set limits on shared secrets.
 #[derive(Clone, Debug)]
 pub struct Policy {
     default_ttl: i64,
     max_ttl: i64,
     max_secret_bytes: usize,
+    passphrase: PassphraseRules,
 }
 
 impl Policy {
@@ -44,12 +66,67 @@ impl Policy {
             default_ttl,
             max_ttl,
             max_secret_bytes,
+            passphrase: PassphraseRules::default(),
         })
     }
 
-    /// The largest secret accepted, in bytes (transports size their body caps from it).
+    /// The same limits with these passphrase rules; the error names the rule at fault.
+    pub fn with_passphrase_rules(self, rules: PassphraseRules) -> Result<Self, String> {
+        if rules.min_length > MAX_PASSPHRASE_CHARS {
+            return Err(format!(
+                "passphrase min length must be at most {MAX_PASSPHRASE_CHARS}, got {}",
+                rules.min_length
+            ));
+        }
+        if rules.max_attempts == 0 {
+            return Err("passphrase max attempts must be at least 1".into());
+        }
+        Ok(Self {
+            passphrase: rules,
+            ..self
+        })
+    }
+
+    /// The passphrase rules in force.
+    pub fn passphrase_rules(&self) -> PassphraseRules {
+        self.passphrase
+    }
+
+    /// The passphrase of a new secret: within the length rules, and present when required.
+    pub(crate) fn new_passphrase(
+        &self,
+        passphrase: Option<String>,
+    ) -> Result<Option<Zeroizing<String>>, Error> {
+        let passphrase = given_passphrase(passphrase)?;
+        let rules = self.passphrase;
+        match &passphrase {
+            None if rules.required => Err(Error::validation(
+                "passphrase",
+                "this server requires a passphrase on every secret",
+            )),
+            Some(text) if text.chars().count() < rules.min_length => Err(Error::validation(
+                "passphrase",
+                format!(
+                    "passphrase must be at least {} characters",
+                    rules.min_length
+                ),
+            )),
+            None | Some(_) => Ok(passphrase),
+        }
+    }
+
+    /// The largest secret accepted, in bytes.
     pub fn max_secret_bytes(&self) -> usize {
         self.max_secret_bytes
+    }
+
+    /// The largest request body or message a transport should read: room for a maximal secret
+    /// (form-encoded, every byte may triple) and the other fields, so an oversized secret still
+    /// reaches validation and gets its field error, while a body far beyond is refused unread.
+    pub fn max_request_bytes(&self) -> usize {
+        self.max_secret_bytes
+            .saturating_mul(3)
+            .saturating_add(64 * 1024)
     }
 
     pub(crate) fn ttl(&self, requested: Option<i64>) -> Result<Duration, Error> {
@@ -105,8 +182,11 @@ pub(crate) fn password_length(requested: Option<i64>) -> Result<usize, Error> {
         })
 }
 
-/// An optional passphrase: absent and empty mean none (web forms send empty fields).
-pub(crate) fn passphrase(passphrase: Option<String>) -> Result<Option<Zeroizing<String>>, Error> {
+/// A passphrase given to open a secret: absent and empty mean none (web forms send empty
+/// fields); longer than any accepted passphrase is refused before it costs an argon2 run.
+pub(crate) fn given_passphrase(
+    passphrase: Option<String>,
+) -> Result<Option<Zeroizing<String>>, Error> {
     let passphrase = passphrase
         .map(Zeroizing::new)
         .filter(|text| !text.is_empty());
@@ -170,14 +250,54 @@ mod tests {
 
     #[test]
     fn passphrase_empty_is_none_and_long_is_rejected() {
-        assert!(passphrase(Some(String::new())).expect("empty").is_none());
         assert!(
-            passphrase(Some("é".repeat(128)))
+            given_passphrase(Some(String::new()))
+                .expect("empty")
+                .is_none()
+        );
+        assert!(
+            given_passphrase(Some("é".repeat(128)))
                 .expect("128 chars")
                 .is_some()
         );
-        let err = passphrase(Some("a".repeat(129))).expect_err("too long");
+        let err = given_passphrase(Some("a".repeat(129))).expect_err("too long");
         assert_eq!(err.field(), Some("passphrase"));
+    }
+
+    #[test]
+    fn new_passphrases_follow_the_rules() {
+        let rules = PassphraseRules {
+            min_length: 8,
+            required: true,
+            max_attempts: 3,
+        };
+        let strict = policy().with_passphrase_rules(rules).expect("valid rules");
+        for bad in [None, Some(String::new()), Some("seven77".into())] {
+            let err = strict.new_passphrase(bad).expect_err("refused");
+            assert_eq!(err.field(), Some("passphrase"));
+        }
+        assert!(
+            strict
+                .new_passphrase(Some("eight888".into()))
+                .expect("ok")
+                .is_some()
+        );
+        assert!(
+            policy()
+                .new_passphrase(None)
+                .expect("optional by default")
+                .is_none()
+        );
+        let no_attempts = PassphraseRules {
+            max_attempts: 0,
+            ..rules
+        };
+        assert!(policy().with_passphrase_rules(no_attempts).is_err());
+        let too_long = PassphraseRules {
+            min_length: 129,
+            ..rules
+        };
+        assert!(policy().with_passphrase_rules(too_long).is_err());
     }
 
     #[test]

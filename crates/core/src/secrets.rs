@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use burnbox_store::{
-    NewSecret, OwnerId, ReceiptId, ReceiptState as StoredState, RecentEntry, SecretId,
-    SecretRecord, SecretStore, Take,
+    FailedAttempt, NewSecret, OwnerId, ReceiptId, ReceiptState as StoredState, RecentEntry,
+    SecretId, SecretRecord, SecretStore, Take,
 };
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -168,7 +168,7 @@ impl Secrets {
         } = input;
         let policy = &self.settings.policy;
         let secret = policy.secret(secret)?;
-        let passphrase = policy::passphrase(passphrase)?;
+        let passphrase = policy.new_passphrase(passphrase)?;
         let ttl = policy.ttl(ttl)?;
         if recipient.iter().any(|address| !address.trim().is_empty()) {
             return Err(Error::validation(
@@ -195,7 +195,7 @@ impl Secrets {
         input: GenerateInput,
     ) -> Result<Generated, Error> {
         let length = policy::password_length(input.length)?;
-        let passphrase = policy::passphrase(input.passphrase)?;
+        let passphrase = self.settings.policy.new_passphrase(input.passphrase)?;
         let ttl = self.settings.policy.ttl(input.ttl)?;
         let value = generate_password(length);
         let receipt = self.store_secret(caller, &value, passphrase, ttl).await?;
@@ -309,14 +309,14 @@ impl Secrets {
         if !is_well_formed(&key) {
             return Err(Error::secret_not_found());
         }
-        let passphrase = policy::passphrase(passphrase)?;
+        let passphrase = policy::given_passphrase(passphrase)?;
         let secret_id = SecretId::from_secret_key(&key);
         let record = match self.store.take_unprotected(&secret_id, now()).await? {
             Take::Missing => return Err(Error::secret_not_found()),
             Take::Taken(record) => self.open_record(&key, &secret_id, &record)?,
             Take::Protected(record) => {
                 let opened = self.open_record(&key, &secret_id, &record)?;
-                self.check_passphrase(passphrase, opened.passphrase_hash)
+                self.check_passphrase(&secret_id, passphrase, opened.passphrase_hash)
                     .await?;
                 let taken = self
                     .store
@@ -351,7 +351,7 @@ impl Secrets {
             metadata_key,
             passphrase,
         } = input;
-        let passphrase = policy::passphrase(passphrase)?;
+        let passphrase = policy::given_passphrase(passphrase)?;
         let OpenedReceipt { body, receipt } = self.open_receipt(&metadata_key).await?;
         authorize(caller, &body.custid)?;
         let already_gone = || {
@@ -371,7 +371,7 @@ impl Secrets {
                 .await?
                 .ok_or_else(already_gone)?;
             let opened = self.open_record(&body.secret_key, &secret_id, &record)?;
-            self.check_passphrase(passphrase, opened.passphrase_hash)
+            self.check_passphrase(&secret_id, passphrase, opened.passphrase_hash)
                 .await?;
         }
         if !self.store.burn(&secret_id, now()).await? {
@@ -485,8 +485,11 @@ impl Secrets {
         decode_record(&plain)
     }
 
+    /// Verifies a passphrase against the stored hash. A wrong one counts as a failed attempt;
+    /// the attempt that reaches the limit burns the secret.
     async fn check_passphrase(
         &self,
+        secret_id: &SecretId,
         given: Option<Zeroizing<String>>,
         stored_hash: Option<String>,
     ) -> Result<(), Error> {
@@ -500,10 +503,36 @@ impl Secrets {
             ));
         };
         if passphrase::verify(given, stored_hash).await? {
-            Ok(())
-        } else {
-            tracing::info!("wrong passphrase");
-            Err(Error::validation("passphrase", "the passphrase is wrong"))
+            return Ok(());
+        }
+        let max_attempts = self.settings.policy.passphrase_rules().max_attempts;
+        match self
+            .store
+            .fail_attempt(secret_id, max_attempts, now())
+            .await?
+        {
+            FailedAttempt::Remaining(left) => {
+                tracing::info!(attempts_left = left, "wrong passphrase");
+                Err(Error::validation(
+                    "passphrase",
+                    format!(
+                        "the passphrase is wrong; {left} attempt(s) left before the secret is burned"
+                    ),
+                ))
+            }
+            FailedAttempt::Burned => {
+                tracing::info!(
+                    max_attempts,
+                    "wrong passphrase: attempts exhausted, secret burned"
+                );
+                Err(Error::validation(
+                    "passphrase",
+                    format!(
+                        "the passphrase is wrong; after {max_attempts} failed attempts the secret has been burned"
+                    ),
+                ))
+            }
+            FailedAttempt::Missing => Err(Error::secret_not_found()),
         }
     }
 }

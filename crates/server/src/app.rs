@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError};
+use crate::gate::Gate;
 use crate::grpc::GrpcSecrets;
 use crate::{admin, rest};
 
@@ -46,6 +47,7 @@ pub struct Application {
     config: Config,
     secrets: Arc<Secrets>,
     auth: Arc<Authenticator>,
+    gate: Arc<Gate>,
     http: TcpListener,
     grpc: TcpListener,
     admin: TcpListener,
@@ -84,6 +86,12 @@ impl Application {
         if ephemeral_key {
             tracing::warn!("no BURNBOX_MASTER_KEY: using an ephemeral master key for this process");
         }
+        let gate = Arc::new(Gate::new(
+            auth.clone(),
+            store.clone(),
+            config.rate_limits(),
+            config.trusted_proxies.clone(),
+        ));
         let secrets = Arc::new(Secrets::new(
             store,
             Settings {
@@ -98,6 +106,7 @@ impl Application {
             admin: bind(config.admin_addr).await?,
             secrets,
             auth,
+            gate,
             config,
         })
     }
@@ -125,7 +134,7 @@ impl Application {
     ) -> Result<(), StartupError> {
         let stop = CancellationToken::new();
         let grace = Duration::from_secs(self.config.shutdown_grace_seconds);
-        let max_body = grpc_message_cap(self.secrets.policy().max_secret_bytes());
+        let max_body = self.secrets.policy().max_request_bytes();
 
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<SecretsServer<GrpcSecrets>>().await;
@@ -138,7 +147,7 @@ impl Application {
             |err: tonic_reflection::server::Error| StartupError::Reflection(err.to_string());
         let reflection_v1 = reflection().build_v1().map_err(reflection_error)?;
         let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_error)?;
-        let grpc_service = GrpcSecrets::new(self.secrets.clone(), self.auth.clone())
+        let grpc_service = GrpcSecrets::new(self.secrets.clone(), self.gate.clone())
             .into_server()
             .max_decoding_message_size(max_body);
         let grpc = tonic::transport::Server::builder()
@@ -153,7 +162,7 @@ impl Application {
 
         let http = poem::Server::new_with_acceptor(acceptor(self.http)?)
             .run_with_graceful_shutdown(
-                rest::endpoint(self.secrets.clone(), self.auth.clone()),
+                rest::endpoint(self.secrets.clone(), self.gate.clone()),
                 stop.clone().cancelled_owned(),
                 Some(grace),
             );
@@ -237,11 +246,4 @@ fn local_addr(listener: &TcpListener) -> SocketAddr {
 fn acceptor(listener: TcpListener) -> Result<TcpAcceptor, StartupError> {
     let addr = local_addr(&listener);
     TcpAcceptor::from_tokio(listener).map_err(|source| StartupError::Bind { addr, source })
-}
-
-/// The largest gRPC message accepted: room for a maximal secret (and a passphrase and the other
-/// fields) so an oversized secret reaches validation and gets its 422-equivalent, while a message
-/// far beyond that is refused before it is buffered.
-fn grpc_message_cap(max_secret_bytes: usize) -> usize {
-    max_secret_bytes.saturating_mul(2).saturating_add(64 * 1024)
 }

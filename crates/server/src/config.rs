@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use base64::Engine;
-use burnbox_core::{Keyring, MasterKey, Policy};
+use burnbox_core::{Keyring, MasterKey, PassphraseRules, Policy};
 use clap::Parser;
 
 /// burnbox: one-time secrets over the Onetime Secret v1 REST API and gRPC.
@@ -37,6 +37,10 @@ pub struct Config {
     #[arg(long, env = "BURNBOX_MASTER_KEY", hide_env_values = true)]
     pub master_key: Option<String>,
 
+    /// The previous master key, during a rotation: secrets written under it still reveal.
+    #[arg(long, env = "BURNBOX_MASTER_KEY_PREVIOUS", hide_env_values = true)]
+    pub master_key_previous: Option<String>,
+
     /// The public base URL of the service; returned as `share_domain`.
     #[arg(long, env = "BURNBOX_PUBLIC_URL", default_value = "")]
     pub public_url: String,
@@ -52,6 +56,31 @@ pub struct Config {
     /// Longest lifetime a secret may be given, in seconds (default 30 days).
     #[arg(long, env = "BURNBOX_MAX_TTL", default_value_t = 2_592_000)]
     pub max_ttl: i64,
+
+    /// Shortest passphrase accepted when sharing, in characters (0: any; at most 128).
+    #[arg(long, env = "BURNBOX_PASSPHRASE_MIN_LENGTH", default_value_t = 0)]
+    pub passphrase_min_length: usize,
+
+    /// Whether every secret must be shared with a passphrase.
+    #[arg(long, env = "BURNBOX_PASSPHRASE_REQUIRED", default_value_t = false, action = clap::ArgAction::Set)]
+    pub passphrase_required: bool,
+
+    /// Failed passphrase attempts after which a secret is burned.
+    #[arg(long, env = "BURNBOX_PASSPHRASE_MAX_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub passphrase_max_attempts: u32,
+
+    /// Share and generate requests per minute per caller (customer, else client address); 0: off.
+    #[arg(long, env = "BURNBOX_RATE_LIMIT_CREATE", default_value_t = 60)]
+    pub rate_limit_create: u32,
+
+    /// Reveal, receipt, burn, recent and authcheck requests per minute per caller; 0: off.
+    #[arg(long, env = "BURNBOX_RATE_LIMIT_REVEAL", default_value_t = 300)]
+    pub rate_limit_reveal: u32,
+
+    /// Proxies whose X-Forwarded-For is believed, as a comma-separated CIDR list
+    /// (e.g. `10.0.0.0/8,127.0.0.1/32`). Empty: the peer address is the client.
+    #[arg(long, env = "BURNBOX_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 
     /// File of API tokens, one `custid:token` per line (`custid:sha256:HEX` stores only the
     /// token's hash); re-read on SIGHUP. Unset: no customers, anonymous use only.
@@ -74,6 +103,34 @@ pub struct Config {
     /// How long in-flight requests may take to finish after SIGTERM, in seconds.
     #[arg(long, env = "BURNBOX_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
+}
+
+/// Decodes a master key setting: base64 of exactly 32 bytes; unset or blank means none.
+fn decode_master_key(
+    setting: &'static str,
+    value: Option<&str>,
+) -> Result<Option<MasterKey>, ConfigError> {
+    let Some(encoded) = value.map(str::trim).filter(|text| !text.is_empty()) else {
+        return Ok(None);
+    };
+    let invalid = || ConfigError {
+        setting,
+        problem: "must be base64 of exactly 32 bytes (generate one with `openssl rand -base64 32`)"
+            .into(),
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|_| invalid())?;
+    let bytes: [u8; 32] = bytes.try_into().map_err(|_| invalid())?;
+    Ok(Some(MasterKey::from_bytes(bytes)))
+}
+
+/// A CIDR block, or a single address (as a /32 or /128).
+fn parse_cidr(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text:?} is not a CIDR block or an IP address"))
 }
 
 /// How log lines are written.
@@ -109,45 +166,43 @@ impl Config {
             setting: "BURNBOX_MAX_SECRET_BYTES",
             problem: "too large for this platform".into(),
         })?;
-        Policy::new(self.default_ttl, self.max_ttl, max_secret_bytes).map_err(|problem| {
-            ConfigError {
-                setting: if problem.starts_with("default") {
-                    "BURNBOX_DEFAULT_TTL"
-                } else {
-                    "BURNBOX_MAX_TTL"
-                },
+        let policy =
+            Policy::new(self.default_ttl, self.max_ttl, max_secret_bytes).map_err(|problem| {
+                ConfigError {
+                    setting: if problem.starts_with("default") {
+                        "BURNBOX_DEFAULT_TTL"
+                    } else {
+                        "BURNBOX_MAX_TTL"
+                    },
+                    problem,
+                }
+            })?;
+        policy
+            .with_passphrase_rules(PassphraseRules {
+                min_length: self.passphrase_min_length,
+                required: self.passphrase_required,
+                max_attempts: self.passphrase_max_attempts,
+            })
+            .map_err(|problem| ConfigError {
+                setting: "BURNBOX_PASSPHRASE_MIN_LENGTH",
                 problem,
-            }
-        })
+            })
     }
 
     /// The configured master key, if any.
     pub fn master_key(&self) -> Result<Option<MasterKey>, ConfigError> {
-        let Some(encoded) = self
-            .master_key
-            .as_deref()
-            .filter(|text| !text.trim().is_empty())
-        else {
-            return Ok(None);
-        };
-        let invalid = || ConfigError {
-            setting: "BURNBOX_MASTER_KEY",
-            problem:
-                "must be base64 of exactly 32 bytes (generate one with `openssl rand -base64 32`)"
-                    .into(),
-        };
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .map_err(|_| invalid())?;
-        let bytes: [u8; 32] = bytes.try_into().map_err(|_| invalid())?;
-        Ok(Some(MasterKey::from_bytes(bytes)))
+        decode_master_key("BURNBOX_MASTER_KEY", self.master_key.as_deref())
     }
 
     /// The keyring: the configured key, or (memory store only) an ephemeral one. Returns whether
     /// the key is ephemeral, so startup can warn.
     pub fn keyring(&self) -> Result<(Keyring, bool), ConfigError> {
+        let previous = decode_master_key(
+            "BURNBOX_MASTER_KEY_PREVIOUS",
+            self.master_key_previous.as_deref(),
+        )?;
         match (self.master_key()?, &self.redis_url) {
-            (Some(key), _) => Ok((Keyring::new(key, None), false)),
+            (Some(key), _) => Ok((Keyring::new(key, previous), false)),
             (None, None) => Ok((Keyring::new(MasterKey::generate(), None), true)),
             (None, Some(_)) => Err(ConfigError {
                 setting: "BURNBOX_MASTER_KEY",
@@ -165,18 +220,30 @@ impl Config {
             })
     }
 
+    /// The rate limits.
+    pub fn rate_limits(&self) -> crate::gate::RateLimits {
+        crate::gate::RateLimits {
+            create_per_minute: self.rate_limit_create,
+            reveal_per_minute: self.rate_limit_reveal,
+        }
+    }
+
     /// How long to wait for Redis.
     pub fn redis_timeout(&self) -> Duration {
         Duration::from_millis(self.redis_timeout_ms)
     }
 
-    /// A configuration for tests and embedding: every listener on 127.0.0.1 port 0, memory store.
+    /// A configuration for tests and embedding: every listener on 127.0.0.1 port 0, memory
+    /// store, no rate limits.
     pub fn for_tests() -> Self {
         let mut config = Self::parse_from(["burnbox"]);
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
         config.http_addr = loopback;
         config.grpc_addr = loopback;
         config.admin_addr = loopback;
+        // Suites make many requests from one address; the rate-limit tests turn limits on.
+        config.rate_limit_create = 0;
+        config.rate_limit_reveal = 0;
         config
     }
 }
@@ -196,6 +263,12 @@ impl std::fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("api_tokens_file", &self.api_tokens_file)
             .field("allow_anonymous", &self.allow_anonymous)
+            .field("passphrase_min_length", &self.passphrase_min_length)
+            .field("passphrase_required", &self.passphrase_required)
+            .field("passphrase_max_attempts", &self.passphrase_max_attempts)
+            .field("rate_limit_create", &self.rate_limit_create)
+            .field("rate_limit_reveal", &self.rate_limit_reveal)
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("max_secret_bytes", &self.max_secret_bytes)
             .field("default_ttl", &self.default_ttl)
             .field("max_ttl", &self.max_ttl)

@@ -11,19 +11,19 @@ use burnbox_core::{
 use burnbox_spec::v1::{self as pb, secrets_server};
 use tonic::{Request, Response, Status};
 
-use crate::auth::Authenticator;
+use crate::gate::{Access, ActionClass, Gate, Origin};
 use crate::wire_error::to_grpc_status;
 
 /// The gRPC service, sharing the one handler with REST.
 pub struct GrpcSecrets {
     secrets: Arc<Secrets>,
-    auth: Arc<Authenticator>,
+    gate: Arc<Gate>,
 }
 
 impl GrpcSecrets {
-    /// A service over `secrets`, authenticating with `auth`.
-    pub fn new(secrets: Arc<Secrets>, auth: Arc<Authenticator>) -> Self {
-        Self { secrets, auth }
+    /// A service over `secrets`, admitting callers through `gate`.
+    pub fn new(secrets: Arc<Secrets>, gate: Arc<Gate>) -> Self {
+        Self { secrets, gate }
     }
 
     /// The tonic server for this service.
@@ -31,21 +31,29 @@ impl GrpcSecrets {
         secrets_server::SecretsServer::new(self)
     }
 
-    /// The caller of `request`, from its `authorization` metadata (the same value as REST's
-    /// Authorization header).
-    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        self.auth
-            .caller(authorization(request).as_deref())
+    /// Admits the caller of `request` through the gate, as REST does: credentials from the
+    /// `authorization` metadata (the same value as REST's header), the peer address and
+    /// `x-forwarded-for`.
+    async fn admit<T>(&self, request: &Request<T>, class: ActionClass) -> Result<Caller, Status> {
+        let metadata = |name| {
+            request
+                .metadata()
+                .get(name)
+                // A value that is not text is kept (as empty) so it is refused, never ignored.
+                .map(|value: &tonic::metadata::MetadataValue<_>| {
+                    value.to_str().map(str::to_owned).unwrap_or_default()
+                })
+        };
+        let origin = Origin {
+            authorization: metadata("authorization"),
+            peer: request.remote_addr().map(|addr| addr.ip()),
+            forwarded_for: metadata("x-forwarded-for"),
+        };
+        self.gate
+            .admit(&origin, Access::Open, class)
+            .await
             .map_err(|err| to_grpc_status(&err))
     }
-}
-
-/// The `authorization` metadata; a value that is not text is kept (as empty) so it is refused.
-fn authorization<T>(request: &Request<T>) -> Option<String> {
-    request
-        .metadata()
-        .get("authorization")
-        .map(|value| value.to_str().map(str::to_owned).unwrap_or_default())
 }
 
 type GrpcResult<T> = Result<Response<T>, Status>;
@@ -116,7 +124,7 @@ impl secrets_server::Secrets for GrpcSecrets {
         &self,
         request: Request<pb::ShareSecretRequest>,
     ) -> GrpcResult<pb::Receipt> {
-        let caller = self.caller(&request)?;
+        let caller = self.admit(&request, ActionClass::Create).await?;
         let message = request.into_inner();
         let input = ShareInput {
             secret: Some(message.secret),
@@ -132,7 +140,7 @@ impl secrets_server::Secrets for GrpcSecrets {
         &self,
         request: Request<pb::GenerateSecretRequest>,
     ) -> GrpcResult<pb::Receipt> {
-        let caller = self.caller(&request)?;
+        let caller = self.admit(&request, ActionClass::Create).await?;
         let message = request.into_inner();
         let input = GenerateInput {
             passphrase: message.passphrase,
@@ -149,7 +157,7 @@ impl secrets_server::Secrets for GrpcSecrets {
         &self,
         request: Request<pb::RevealSecretRequest>,
     ) -> GrpcResult<pb::RevealSecretResponse> {
-        let caller = self.caller(&request)?;
+        let caller = self.admit(&request, ActionClass::Reveal).await?;
         let message = request.into_inner();
         let input = RevealInput {
             key: message.key,
@@ -162,7 +170,7 @@ impl secrets_server::Secrets for GrpcSecrets {
         &self,
         request: Request<pb::GetReceiptRequest>,
     ) -> GrpcResult<pb::Receipt> {
-        let caller = self.caller(&request)?;
+        let caller = self.admit(&request, ActionClass::Reveal).await?;
         let message = request.into_inner();
         reply(
             self.secrets.receipt(&caller, &message.metadata_key).await,
@@ -174,7 +182,7 @@ impl secrets_server::Secrets for GrpcSecrets {
         &self,
         request: Request<pb::BurnSecretRequest>,
     ) -> GrpcResult<pb::BurnSecretResponse> {
-        let caller = self.caller(&request)?;
+        let caller = self.admit(&request, ActionClass::Reveal).await?;
         let message = request.into_inner();
         let input = BurnInput {
             metadata_key: message.metadata_key,
@@ -187,7 +195,7 @@ impl secrets_server::Secrets for GrpcSecrets {
         &self,
         request: Request<pb::ListRecentReceiptsRequest>,
     ) -> GrpcResult<pb::ListRecentReceiptsResponse> {
-        let caller = self.caller(&request)?;
+        let caller = self.admit(&request, ActionClass::Reveal).await?;
         reply(self.secrets.recent(&caller).await, receipts_to_wire)
     }
 }

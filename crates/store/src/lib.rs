@@ -99,6 +99,54 @@ impl std::fmt::Debug for OwnerId {
     }
 }
 
+/// Whose requests a rate limit counts, per action class: SHA-256 over a domain tag, the class
+/// and the caller (a customer id or a client address), so no address is stored in the clear.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RateKey([u8; 32]);
+
+impl RateKey {
+    /// The key counting `caller`'s requests of action class `class`.
+    pub fn new(class: &str, caller: &str) -> Self {
+        Self(domain_hash(
+            b"burnbox/v1/rate",
+            &format!("{class}\0{caller}"),
+        ))
+    }
+
+    fn to_hex(self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl std::fmt::Debug for RateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RateKey({}…)", &self.to_hex()[..12])
+    }
+}
+
+/// What [`SecretStore::rate_limit`] decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateDecision {
+    /// Within the limit; the request was counted.
+    Allowed,
+    /// Over the limit; not counted. The oldest counted request leaves the window after this.
+    Limited {
+        /// When a request would be allowed again.
+        retry_after: Duration,
+    },
+}
+
+/// What [`SecretStore::fail_attempt`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailedAttempt {
+    /// Counted; this many failures are left before the secret is burned.
+    Remaining(u32),
+    /// That was the last allowed failure: the secret is burned and its receipt says so.
+    Burned,
+    /// The secret is gone already.
+    Missing,
+}
+
 fn domain_hash(domain: &[u8], key: &str) -> [u8; 32] {
     let mut hasher = Sha256::new();
     // Length-prefixed domain so no (domain, key) pair can collide with another.
@@ -260,6 +308,25 @@ pub trait SecretStore: Send + Sync + 'static {
     /// Deletes the record unread and marks its receipt burned at `now`. `false` when the record
     /// was already gone (revealed, burned or expired), in which case nothing changes.
     async fn burn(&self, id: &SecretId, now: UnixSeconds) -> Result<bool, StoreError>;
+
+    /// Counts a failed passphrase attempt on a secret. At `max_attempts` failures the secret is
+    /// burned (its receipt marked burned at `now`). The count expires with the secret.
+    async fn fail_attempt(
+        &self,
+        id: &SecretId,
+        max_attempts: u32,
+        now: UnixSeconds,
+    ) -> Result<FailedAttempt, StoreError>;
+
+    /// Counts one request under `key` if fewer than `limit` were counted in the last `window`
+    /// (a sliding window: at most `limit` in any `window`, all at once included). Shared by every
+    /// process using the same store.
+    async fn rate_limit(
+        &self,
+        key: &RateKey,
+        limit: u32,
+        window: Duration,
+    ) -> Result<RateDecision, StoreError>;
 
     /// Reads a receipt through its pointer. `None` when the receipt expired or never existed.
     async fn receipt(&self, id: &ReceiptId) -> Result<Option<StoredReceipt>, StoreError>;

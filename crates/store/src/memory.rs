@@ -1,15 +1,15 @@
 //! The embedded store: everything in one process, behind one mutex, with the same guarantees as
 //! Redis (exactly-once take, expiry by TTL) so `cargo run` works on a bare machine.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
 use crate::{
-    NewSecret, OwnerId, ReceiptId, ReceiptState, SecretId, SecretRecord, SecretStore, StoreError,
-    StoredReceipt, Take, UnixSeconds,
+    FailedAttempt, NewSecret, OwnerId, RateDecision, RateKey, ReceiptId, ReceiptState, SecretId,
+    SecretRecord, SecretStore, StoreError, StoredReceipt, Take, UnixSeconds,
 };
 
 /// How often expired entries are swept out; between sweeps they are only invisible.
@@ -34,7 +34,15 @@ struct State {
     receipts: HashMap<SecretId, Expiring<ReceiptEntry>>,
     pointers: HashMap<ReceiptId, Expiring<SecretId>>,
     recent: HashMap<OwnerId, Expiring<RecentIndex>>,
+    failures: HashMap<SecretId, u32>,
+    rate_windows: HashMap<RateKey, RateWindow>,
     next_purge: Option<Instant>,
+}
+
+/// The times of the requests counted in a rate-limit window, oldest first.
+struct RateWindow {
+    counted: VecDeque<Instant>,
+    window: Duration,
 }
 
 /// A customer's recent entries, oldest first, with their creation times.
@@ -83,6 +91,14 @@ impl State {
         self.receipts.retain(|_, entry| entry.live(now));
         self.pointers.retain(|_, entry| entry.live(now));
         self.recent.retain(|_, entry| entry.live(now));
+        let records = &self.records;
+        self.failures.retain(|id, _| records.contains_key(id));
+        self.rate_windows.retain(|_, window| {
+            window
+                .counted
+                .back()
+                .is_some_and(|last| *last + window.window > now)
+        });
         self.next_purge = Some(now + PURGE_INTERVAL);
     }
 
@@ -94,7 +110,9 @@ impl State {
         at: UnixSeconds,
         state: ReceiptState,
     ) -> Option<SecretRecord> {
-        let record = self.records.remove(id).filter(|entry| entry.live(now))?;
+        let record = self.records.remove(id).filter(|entry| entry.live(now));
+        self.failures.remove(id);
+        let record = record?;
         if let Some(receipt) = self.receipts.get_mut(id).filter(|entry| entry.live(now)) {
             let receipt = &mut receipt.value;
             receipt.state = state;
@@ -193,6 +211,61 @@ impl SecretStore for MemoryStore {
             .lock()
             .finish(id, Instant::now(), at, ReceiptState::Burned);
         Ok(burned.is_some())
+    }
+
+    async fn fail_attempt(
+        &self,
+        id: &SecretId,
+        max_attempts: u32,
+        at: UnixSeconds,
+    ) -> Result<FailedAttempt, StoreError> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        if live(&state.records, id, now).is_none() {
+            return Ok(FailedAttempt::Missing);
+        }
+        let failures = state.failures.entry(*id).or_default();
+        *failures += 1;
+        let failures = *failures;
+        if failures < max_attempts {
+            return Ok(FailedAttempt::Remaining(max_attempts - failures));
+        }
+        state.finish(id, now, at, ReceiptState::Burned);
+        Ok(FailedAttempt::Burned)
+    }
+
+    async fn rate_limit(
+        &self,
+        key: &RateKey,
+        limit: u32,
+        window: Duration,
+    ) -> Result<RateDecision, StoreError> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        state.purge_if_due(now);
+        let entry = state
+            .rate_windows
+            .entry(*key)
+            .or_insert_with(|| RateWindow {
+                counted: VecDeque::new(),
+                window,
+            });
+        entry.window = window;
+        while entry
+            .counted
+            .front()
+            .is_some_and(|oldest| *oldest + window <= now)
+        {
+            entry.counted.pop_front();
+        }
+        if entry.counted.len() >= usize::try_from(limit).unwrap_or(usize::MAX) {
+            let oldest = entry.counted.front().copied().unwrap_or(now);
+            return Ok(RateDecision::Limited {
+                retry_after: (oldest + window).saturating_duration_since(now),
+            });
+        }
+        entry.counted.push_back(now);
+        Ok(RateDecision::Allowed)
     }
 
     async fn recent(

@@ -3,6 +3,8 @@
 //! - `burnbox:{<secret id>}:record`   string: one flag byte (1 = protected) + the sealed record
 //! - `burnbox:{<secret id>}:receipt`  hash: `sealed`, `state`, `updated`, `received`, `burned`
 //! - `burnbox:pointer:<receipt id>`   string: the secret id (hex) of the receipt's secret
+//! - `burnbox:{<secret id>}:failures` integer: failed passphrase attempts, expiring with the record
+//! - `burnbox:rate:<rate key>`        sorted set: request times of one caller and action class
 //! - `burnbox:recent:<owner id>`      sorted set: sealed entries scored by creation time (µs)
 //!
 //! The record and the receipt share a hash tag, so one script burns the record with `GETDEL` and
@@ -17,8 +19,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, RedisError, Script};
 
 use crate::{
-    NewSecret, OwnerId, ReceiptId, ReceiptState, SecretId, SecretRecord, SecretStore, StoreError,
-    StoredReceipt, Take, UnixSeconds,
+    FailedAttempt, NewSecret, OwnerId, RateDecision, RateKey, ReceiptId, ReceiptState, SecretId,
+    SecretRecord, SecretStore, StoreError, StoredReceipt, Take, UnixSeconds,
 };
 
 /// Takes a record atomically and marks its receipt received.
@@ -51,6 +53,43 @@ end
 return 1
 "#;
 
+/// Counts a failed passphrase attempt; burns the secret at the limit.
+///
+/// KEYS[1] record, KEYS[2] receipt, KEYS[3] failure count; ARGV[1] max failures, ARGV[2] now.
+/// Returns -1 if the record is gone, 0 if this failure burned it, else the failures left.
+const FAIL_ATTEMPT_SCRIPT: &str = r#"
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl <= 0 then return -1 end
+local failures = redis.call('INCR', KEYS[3])
+redis.call('PEXPIRE', KEYS[3], ttl)
+local max = tonumber(ARGV[1])
+if failures < max then return max - failures end
+redis.call('DEL', KEYS[1], KEYS[3])
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('HSET', KEYS[2], 'state', 'burned', 'burned', ARGV[2], 'updated', ARGV[2])
+end
+return 0
+"#;
+
+/// A sliding-window rate limit on Redis's clock, so every replica counts alike.
+///
+/// KEYS[1] the window (sorted set of request times in ms); ARGV[1] limit, ARGV[2] window in ms,
+/// ARGV[3] a unique member for this request. Returns 0 if counted, else the ms until the oldest
+/// counted request leaves the window.
+const RATE_LIMIT_SCRIPT: &str = r#"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return math.max(1, tonumber(oldest[2]) + window - now)
+end
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], window)
+return 0
+"#;
+
 /// How [`RedisStore`] connects.
 #[derive(Clone, Debug)]
 pub struct RedisConfig {
@@ -66,6 +105,8 @@ pub struct RedisStore {
     connection: ConnectionManager,
     take_script: Script,
     burn_script: Script,
+    fail_attempt_script: Script,
+    rate_limit_script: Script,
 }
 
 impl RedisStore {
@@ -85,6 +126,8 @@ impl RedisStore {
             connection,
             take_script: Script::new(TAKE_SCRIPT),
             burn_script: Script::new(BURN_SCRIPT),
+            fail_attempt_script: Script::new(FAIL_ATTEMPT_SCRIPT),
+            rate_limit_script: Script::new(RATE_LIMIT_SCRIPT),
         })
     }
 
@@ -118,6 +161,14 @@ fn pointer_key(id: &ReceiptId) -> String {
     format!("burnbox:pointer:{}", id.to_hex())
 }
 
+fn failures_key(id: &SecretId) -> String {
+    format!("burnbox:{{{}}}:failures", id.to_hex())
+}
+
+fn rate_key(key: &RateKey) -> String {
+    format!("burnbox:rate:{}", key.to_hex())
+}
+
 fn recent_key(owner: &OwnerId) -> String {
     format!("burnbox:recent:{}", owner.to_hex())
 }
@@ -130,6 +181,13 @@ fn now_micros() -> i64 {
         .map_or(0, |elapsed| {
             i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX)
         })
+}
+
+/// Distinguishes requests counted in the same microsecond (by this or another process).
+fn rand_member() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    u64::from(std::process::id()) << 32 | (COUNTER.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff)
 }
 
 fn seconds_to_micros(seconds: i64) -> i64 {
@@ -287,6 +345,55 @@ impl SecretStore for RedisStore {
             .await
             .map_err(classify)?;
         Ok(burned == 1)
+    }
+
+    async fn fail_attempt(
+        &self,
+        id: &SecretId,
+        max_attempts: u32,
+        at: UnixSeconds,
+    ) -> Result<FailedAttempt, StoreError> {
+        let mut connection = self.connection.clone();
+        let left: i64 = self
+            .fail_attempt_script
+            .key(record_key(id))
+            .key(receipt_key(id))
+            .key(failures_key(id))
+            .arg(max_attempts)
+            .arg(at)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(classify)?;
+        Ok(match u32::try_from(left) {
+            Err(_) => FailedAttempt::Missing,
+            Ok(0) => FailedAttempt::Burned,
+            Ok(left) => FailedAttempt::Remaining(left),
+        })
+    }
+
+    async fn rate_limit(
+        &self,
+        key: &RateKey,
+        limit: u32,
+        window: Duration,
+    ) -> Result<RateDecision, StoreError> {
+        let mut connection = self.connection.clone();
+        let member = format!("{}-{}", now_micros(), rand_member());
+        let wait_ms: u64 = self
+            .rate_limit_script
+            .key(rate_key(key))
+            .arg(limit)
+            .arg(millis(window))
+            .arg(member)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(classify)?;
+        Ok(match wait_ms {
+            0 => RateDecision::Allowed,
+            wait => RateDecision::Limited {
+                retry_after: Duration::from_millis(wait),
+            },
+        })
     }
 
     async fn recent(

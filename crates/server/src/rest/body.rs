@@ -20,6 +20,11 @@ const JSON: &str = "application/json";
 /// A request body of fields `T`, from a form, from JSON, or absent (all fields unset).
 pub struct FormOrJson<T>(pub T);
 
+/// The largest request body read (request data set on the REST endpoint); a larger one is
+/// refused before it is buffered.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimit(pub usize);
+
 impl<'a, T> ApiExtractor<'a> for FormOrJson<T>
 where
     T: Type + DeserializeOwned + Default + Send,
@@ -52,7 +57,29 @@ where
         body: &mut RequestBody,
         _options: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        let bytes = body.take()?.into_bytes().await?;
+        let limit = request
+            .data::<BodyLimit>()
+            .map_or(usize::MAX, |limit| limit.0);
+        let too_large = || {
+            ApiError(Error::bad_request(format!(
+                "the request body is larger than this server accepts ({limit} bytes)"
+            )))
+        };
+        let declared = request
+            .headers()
+            .get(poem::http::header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
+        if declared.is_some_and(|length| length > limit) {
+            return Err(too_large().into());
+        }
+        let bytes = body
+            .take()?
+            .into_bytes_limit(limit)
+            .await
+            .map_err(|err| match err {
+                poem::error::ReadBodyError::PayloadTooLarge => too_large().into(),
+                other => poem::Error::from(other),
+            })?;
         parse(request.content_type(), &bytes)
             .map(Self)
             .map_err(|err| ApiError(err).into())

@@ -1,25 +1,23 @@
-//! The `Authorization` header as an extractor: documented in the OpenAPI document as optional
-//! HTTP Basic, handed raw to the [`Authenticator`](crate::auth::Authenticator), which decides.
+//! Where a REST request came from, as an extractor: the `Authorization` header (documented in the
+//! OpenAPI document as optional HTTP Basic), the peer address and `X-Forwarded-For`, handed raw to
+//! the [`Gate`](crate::gate::Gate), which decides.
 
-use poem::http::header::AUTHORIZATION;
+use poem::http::header::{AUTHORIZATION, HeaderName};
 use poem::{Request, RequestBody};
 use poem_openapi::registry::{MetaSecurityScheme, Registry};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
+use crate::gate::Origin;
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
 /// The name of the security scheme in the OpenAPI document.
 const SCHEME: &str = "customer_token";
 
-/// The raw `Authorization` header of a request, if it has one.
-pub struct Credentials(pub Option<String>);
+/// The origin of a REST request.
+pub struct RequestOrigin(pub Origin);
 
-impl Credentials {
-    /// The header value, for the authenticator.
-    pub fn header(&self) -> Option<&str> {
-        self.0.as_deref()
-    }
-}
-
-impl<'a> ApiExtractor<'a> for Credentials {
+impl<'a> ApiExtractor<'a> for RequestOrigin {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
 
     type ParamType = ();
@@ -57,9 +55,19 @@ impl<'a> ApiExtractor<'a> for Credentials {
         _body: &mut RequestBody,
         _options: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        // A header that is not text is kept (as empty) so it is refused, never ignored.
-        Ok(Self(request.headers().get(AUTHORIZATION).map(|value| {
-            value.to_str().map(str::to_owned).unwrap_or_default()
-        })))
+        let header = |name| {
+            // A header that is not text is kept (as empty) so it is refused, never ignored.
+            request
+                .headers()
+                .get(name)
+                .map(|value: &poem::http::HeaderValue| {
+                    value.to_str().map(str::to_owned).unwrap_or_default()
+                })
+        };
+        Ok(Self(Origin {
+            authorization: header(AUTHORIZATION),
+            peer: request.remote_addr().as_socket_addr().map(|addr| addr.ip()),
+            forwarded_for: header(X_FORWARDED_FOR),
+        }))
     }
 }

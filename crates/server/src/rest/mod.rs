@@ -11,16 +11,18 @@ use burnbox_core::{
     BurnInput, Burned, GenerateInput, Generated, Receipt, RevealInput, Revealed, Secrets,
     ShareInput,
 };
+use poem::http::header;
+use poem::middleware::SetHeader;
 use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi, OpenApiService};
 
-pub use body::{FormOrJson, IntField};
-pub use credentials::Credentials;
+pub use body::{BodyLimit, FormOrJson, IntField};
+pub use credentials::RequestOrigin;
 pub use error::{ApiError, ErrorBody};
 
-use crate::auth::Authenticator;
+use crate::gate::{Access, ActionClass, Gate};
 
 use body::one_or_many;
 use error::render_framework_error;
@@ -192,7 +194,7 @@ type ApiResult<T> = Result<Json<T>, ApiError>;
 /// The REST routes, sharing the one handler with gRPC.
 pub struct RestApi {
     secrets: Arc<Secrets>,
-    auth: Arc<Authenticator>,
+    gate: Arc<Gate>,
 }
 
 /// Each operation has one implementation here; the `#[OpenApi]` block below maps paths (and the
@@ -200,10 +202,13 @@ pub struct RestApi {
 impl RestApi {
     async fn do_share(
         &self,
-        credentials: Credentials,
+        origin: RequestOrigin,
         FormOrJson(form): FormOrJson<ShareForm>,
     ) -> ApiResult<ReceiptBody> {
-        let caller = self.auth.caller(credentials.header())?;
+        let caller = self
+            .gate
+            .admit(&origin.0, Access::Open, ActionClass::Create)
+            .await?;
         let input = ShareInput {
             secret: form.secret,
             passphrase: form.passphrase,
@@ -216,10 +221,13 @@ impl RestApi {
 
     async fn do_receipt(
         &self,
-        credentials: Credentials,
+        origin: RequestOrigin,
         metadata_key: Path<String>,
     ) -> ApiResult<ReceiptBody> {
-        let caller = self.auth.caller(credentials.header())?;
+        let caller = self
+            .gate
+            .admit(&origin.0, Access::Open, ActionClass::Reveal)
+            .await?;
         Ok(Json(
             self.secrets.receipt(&caller, &metadata_key.0).await?.into(),
         ))
@@ -227,11 +235,14 @@ impl RestApi {
 
     async fn do_burn(
         &self,
-        credentials: Credentials,
+        origin: RequestOrigin,
         metadata_key: Path<String>,
         FormOrJson(form): FormOrJson<BurnForm>,
     ) -> ApiResult<BurnBody> {
-        let caller = self.auth.caller(credentials.header())?;
+        let caller = self
+            .gate
+            .admit(&origin.0, Access::Open, ActionClass::Reveal)
+            .await?;
         let input = BurnInput {
             metadata_key: metadata_key.0,
             passphrase: form.passphrase,
@@ -239,8 +250,11 @@ impl RestApi {
         Ok(Json(self.secrets.burn(&caller, input).await?.into()))
     }
 
-    async fn do_recent(&self, credentials: Credentials) -> ApiResult<Vec<ReceiptBody>> {
-        let caller = self.auth.caller(credentials.header())?;
+    async fn do_recent(&self, origin: RequestOrigin) -> ApiResult<Vec<ReceiptBody>> {
+        let caller = self
+            .gate
+            .admit(&origin.0, Access::Open, ActionClass::Reveal)
+            .await?;
         let receipts = self.secrets.recent(&caller).await?;
         Ok(Json(receipts.into_iter().map(ReceiptBody::from).collect()))
     }
@@ -258,8 +272,10 @@ impl RestApi {
 
     /// Check credentials: 200 with valid ones, 401 otherwise.
     #[oai(path = "/authcheck", method = "get", operation_id = "authcheck")]
-    async fn authcheck(&self, credentials: Credentials) -> ApiResult<StatusBody> {
-        self.auth.customer(credentials.header())?;
+    async fn authcheck(&self, origin: RequestOrigin) -> ApiResult<StatusBody> {
+        self.gate
+            .admit(&origin.0, Access::CustomersOnly, ActionClass::Reveal)
+            .await?;
         Ok(Json(StatusBody {
             status: self.secrets.status().to_owned(),
         }))
@@ -270,30 +286,33 @@ impl RestApi {
     #[oai(path = "/share", method = "post", operation_id = "share")]
     async fn share(
         &self,
-        credentials: Credentials,
+        origin: RequestOrigin,
         body: FormOrJson<ShareForm>,
     ) -> ApiResult<ReceiptBody> {
-        self.do_share(credentials, body).await
+        self.do_share(origin, body).await
     }
 
     /// Alias of share.
     #[oai(path = "/create", method = "post", hidden)]
     async fn create(
         &self,
-        credentials: Credentials,
+        origin: RequestOrigin,
         body: FormOrJson<ShareForm>,
     ) -> ApiResult<ReceiptBody> {
-        self.do_share(credentials, body).await
+        self.do_share(origin, body).await
     }
 
     /// Generate a password and share it: the receipt plus `value`, shown in this answer only.
     #[oai(path = "/generate", method = "post", operation_id = "generate")]
     async fn generate(
         &self,
-        credentials: Credentials,
+        origin: RequestOrigin,
         FormOrJson(form): FormOrJson<GenerateForm>,
     ) -> ApiResult<ReceiptBody> {
-        let caller = self.auth.caller(credentials.header())?;
+        let caller = self
+            .gate
+            .admit(&origin.0, Access::Open, ActionClass::Create)
+            .await?;
         let input = GenerateInput {
             passphrase: form.passphrase,
             ttl: form.ttl.map(|ttl| ttl.value("ttl")).transpose()?,
@@ -309,11 +328,14 @@ impl RestApi {
     #[oai(path = "/secret/:key", method = "post", operation_id = "reveal")]
     async fn reveal(
         &self,
-        credentials: Credentials,
+        origin: RequestOrigin,
         key: Path<String>,
         FormOrJson(form): FormOrJson<RevealForm>,
     ) -> ApiResult<RevealBody> {
-        let caller = self.auth.caller(credentials.header())?;
+        let caller = self
+            .gate
+            .admit(&origin.0, Access::Open, ActionClass::Reveal)
+            .await?;
         let input = RevealInput {
             key: key.0,
             passphrase: form.passphrase,
@@ -324,20 +346,20 @@ impl RestApi {
     /// The caller's receipts of the last 30 days, newest first, without secret keys
     /// (authenticated customers only). Also served at `/receipt/recent` and `/metadata/recent`.
     #[oai(path = "/private/recent", method = "get", operation_id = "recent")]
-    async fn recent(&self, credentials: Credentials) -> ApiResult<Vec<ReceiptBody>> {
-        self.do_recent(credentials).await
+    async fn recent(&self, origin: RequestOrigin) -> ApiResult<Vec<ReceiptBody>> {
+        self.do_recent(origin).await
     }
 
     /// Alias of recent.
     #[oai(path = "/receipt/recent", method = "get", hidden)]
-    async fn recent_via_receipt(&self, credentials: Credentials) -> ApiResult<Vec<ReceiptBody>> {
-        self.do_recent(credentials).await
+    async fn recent_via_receipt(&self, origin: RequestOrigin) -> ApiResult<Vec<ReceiptBody>> {
+        self.do_recent(origin).await
     }
 
     /// Alias of recent.
     #[oai(path = "/metadata/recent", method = "get", hidden)]
-    async fn recent_via_metadata(&self, credentials: Credentials) -> ApiResult<Vec<ReceiptBody>> {
-        self.do_recent(credentials).await
+    async fn recent_via_metadata(&self, origin: RequestOrigin) -> ApiResult<Vec<ReceiptBody>> {
+        self.do_recent(origin).await
     }
 
     /// A secret's receipt: state `new` until it is revealed (then `received`, without the secret
@@ -350,20 +372,20 @@ impl RestApi {
     )]
     async fn receipt(
         &self,
-        credentials: Credentials,
+        origin: RequestOrigin,
         metadata_key: Path<String>,
     ) -> ApiResult<ReceiptBody> {
-        self.do_receipt(credentials, metadata_key).await
+        self.do_receipt(origin, metadata_key).await
     }
 
     /// Alias of receipt.
     #[oai(path = "/private/:metadata_key", method = "get", hidden)]
     async fn receipt_via_get(
         &self,
-        credentials: Credentials,
+        origin: RequestOrigin,
         metadata_key: Path<String>,
     ) -> ApiResult<ReceiptBody> {
-        self.do_receipt(credentials, metadata_key).await
+        self.do_receipt(origin, metadata_key).await
     }
 
     /// Alias of receipt.
@@ -375,10 +397,10 @@ impl RestApi {
     )]
     async fn receipt_via_receipt(
         &self,
-        credentials: Credentials,
+        origin: RequestOrigin,
         metadata_key: Path<String>,
     ) -> ApiResult<ReceiptBody> {
-        self.do_receipt(credentials, metadata_key).await
+        self.do_receipt(origin, metadata_key).await
     }
 
     /// Alias of receipt.
@@ -390,10 +412,10 @@ impl RestApi {
     )]
     async fn receipt_via_metadata(
         &self,
-        credentials: Credentials,
+        origin: RequestOrigin,
         metadata_key: Path<String>,
     ) -> ApiResult<ReceiptBody> {
-        self.do_receipt(credentials, metadata_key).await
+        self.do_receipt(origin, metadata_key).await
     }
 
     /// Burn an unread secret through its receipt (a protected secret needs its passphrase).
@@ -405,40 +427,40 @@ impl RestApi {
     )]
     async fn burn(
         &self,
-        credentials: Credentials,
+        origin: RequestOrigin,
         metadata_key: Path<String>,
         body: FormOrJson<BurnForm>,
     ) -> ApiResult<BurnBody> {
-        self.do_burn(credentials, metadata_key, body).await
+        self.do_burn(origin, metadata_key, body).await
     }
 
     /// Alias of burn.
     #[oai(path = "/receipt/:metadata_key/burn", method = "post", hidden)]
     async fn burn_via_receipt(
         &self,
-        credentials: Credentials,
+        origin: RequestOrigin,
         metadata_key: Path<String>,
         body: FormOrJson<BurnForm>,
     ) -> ApiResult<BurnBody> {
-        self.do_burn(credentials, metadata_key, body).await
+        self.do_burn(origin, metadata_key, body).await
     }
 
     /// Alias of burn.
     #[oai(path = "/metadata/:metadata_key/burn", method = "post", hidden)]
     async fn burn_via_metadata(
         &self,
-        credentials: Credentials,
+        origin: RequestOrigin,
         metadata_key: Path<String>,
         body: FormOrJson<BurnForm>,
     ) -> ApiResult<BurnBody> {
-        self.do_burn(credentials, metadata_key, body).await
+        self.do_burn(origin, metadata_key, body).await
     }
 }
 
 /// The OpenAPI service (routes plus the spec they imply).
-pub fn api_service(secrets: Arc<Secrets>, auth: Arc<Authenticator>) -> OpenApiService<RestApi, ()> {
+pub fn api_service(secrets: Arc<Secrets>, gate: Arc<Gate>) -> OpenApiService<RestApi, ()> {
     OpenApiService::new(
-        RestApi { secrets, auth },
+        RestApi { secrets, gate },
         "burnbox",
         env!("CARGO_PKG_VERSION"),
     )
@@ -447,8 +469,9 @@ pub fn api_service(secrets: Arc<Secrets>, auth: Arc<Authenticator>) -> OpenApiSe
 
 /// The REST endpoint: the API, its spec at `/api/v1/openapi.yaml` (and `.json`), Swagger UI at `/docs`, and
 /// the documented error body for every error, the framework's included.
-pub fn endpoint(secrets: Arc<Secrets>, auth: Arc<Authenticator>) -> impl Endpoint {
-    let service = api_service(secrets, auth);
+pub fn endpoint(secrets: Arc<Secrets>, gate: Arc<Gate>) -> impl Endpoint {
+    let body_limit = BodyLimit(secrets.policy().max_request_bytes());
+    let service = api_service(secrets, gate);
     let spec_yaml = service.spec_endpoint_yaml();
     let spec_json = service.spec_endpoint();
     let docs = service.swagger_ui();
@@ -457,5 +480,14 @@ pub fn endpoint(secrets: Arc<Secrets>, auth: Arc<Authenticator>) -> impl Endpoin
         .at(format!("{API_PREFIX}/openapi.yaml"), spec_yaml)
         .at(format!("{API_PREFIX}/openapi.json"), spec_json)
         .nest("/docs", docs)
+        .data(body_limit)
         .catch_all_error(|err| async move { render_framework_error(err) })
+        // Answers may hold secrets: never cache them, never sniff them, never leak the URL
+        // (which holds keys) to another site.
+        .with(
+            SetHeader::new()
+                .overriding(header::CACHE_CONTROL, "no-store")
+                .overriding(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+                .overriding(header::REFERRER_POLICY, "no-referrer"),
+        )
 }
