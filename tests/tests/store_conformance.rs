@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use burnbox_store::{
-    MemoryStore, NewSecret, OwnerId, ReceiptId, ReceiptState, RecentEntry, RedisConfig, RedisStore,
-    SecretId, SecretRecord, SecretStore, Take,
+    FailedAttempt, MemoryStore, NewSecret, OwnerId, RateDecision, RateKey, ReceiptId, ReceiptState,
+    RecentEntry, RedisConfig, RedisStore, SecretId, SecretRecord, SecretStore, Take,
 };
 use burnbox_tests::TestRedis;
 
@@ -352,7 +352,98 @@ fn now_seconds() -> i64 {
     i64::try_from(elapsed.as_secs()).expect("fits")
 }
 
+async fn failed_attempts_burn_the_secret_at_the_limit(store: Arc<dyn SecretStore>) {
+    let key = unique("attempts");
+    store
+        .create(new_secret(&key, true, HOUR, 2 * HOUR))
+        .await
+        .expect("create");
+    let id = SecretId::from_secret_key(&key);
+    assert_eq!(
+        store.fail_attempt(&id, 3, 60).await.expect("fail"),
+        FailedAttempt::Remaining(2)
+    );
+    assert_eq!(
+        store.fail_attempt(&id, 3, 61).await.expect("fail"),
+        FailedAttempt::Remaining(1)
+    );
+    assert!(
+        store.peek(&id).await.expect("peek").is_some(),
+        "still there before the limit"
+    );
+    assert_eq!(
+        store.fail_attempt(&id, 3, 62).await.expect("fail"),
+        FailedAttempt::Burned
+    );
+    assert_eq!(store.peek(&id).await.expect("peek"), None);
+    assert_eq!(
+        store.fail_attempt(&id, 3, 63).await.expect("fail"),
+        FailedAttempt::Missing
+    );
+    let receipt = store
+        .receipt(&ReceiptId::from_metadata_key(&format!("meta-{key}")))
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(
+        (receipt.state, receipt.burned),
+        (ReceiptState::Burned, Some(62))
+    );
+
+    // Counts belong to one secret; a reveal in between does not reset another's count.
+    let other = unique("other-attempts");
+    store
+        .create(new_secret(&other, true, HOUR, 2 * HOUR))
+        .await
+        .expect("create");
+    let other_id = SecretId::from_secret_key(&other);
+    assert_eq!(
+        store.fail_attempt(&other_id, 2, 70).await.expect("fail"),
+        FailedAttempt::Remaining(1)
+    );
+    assert_eq!(
+        store
+            .take(&other_id, 71)
+            .await
+            .expect("take")
+            .map(|record| record.protected),
+        Some(true)
+    );
+}
+
+async fn rate_limits_count_a_sliding_window_per_key(store: Arc<dyn SecretStore>) {
+    let window = Duration::from_millis(400);
+    let key = RateKey::new("create", &unique("caller"));
+    let other = RateKey::new("create", &unique("other-caller"));
+    for _ in 0..3 {
+        assert_eq!(
+            store.rate_limit(&key, 3, window).await.expect("count"),
+            RateDecision::Allowed
+        );
+    }
+    let RateDecision::Limited { retry_after } =
+        store.rate_limit(&key, 3, window).await.expect("count")
+    else {
+        panic!("the fourth request in the window must be limited");
+    };
+    assert!(
+        retry_after > Duration::ZERO && retry_after <= window,
+        "{retry_after:?}"
+    );
+    assert_eq!(
+        store.rate_limit(&other, 3, window).await.expect("count"),
+        RateDecision::Allowed
+    );
+    tokio::time::sleep(window + Duration::from_millis(50)).await;
+    assert_eq!(
+        store.rate_limit(&key, 3, window).await.expect("count"),
+        RateDecision::Allowed
+    );
+}
+
 async fn conformance(store: Arc<dyn SecretStore>) {
+    failed_attempts_burn_the_secret_at_the_limit(store.clone()).await;
+    rate_limits_count_a_sliding_window_per_key(store.clone()).await;
     peek_reads_without_taking(store.clone()).await;
     burn_is_exactly_once_and_marks_the_receipt(store.clone()).await;
     recent_lists_an_owners_entries_newest_first(store.clone()).await;

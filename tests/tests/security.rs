@@ -1,0 +1,484 @@
+//! What an attacker gets: a Redis dump holds nothing readable, master keys rotate, guessing a
+//! passphrase burns the secret, floods are rate limited across replicas, bodies are capped.
+
+use burnbox_core::ErrorKind;
+use burnbox_spec::v1 as pb;
+use burnbox_tests::{
+    ALICE, Backend, TestRedis, TestServer, assert_grpc_error, assert_rest_error, basic_auth,
+    grpc_request, grpc_reveal_request, json_of, rest_reveal, rest_share, test_master_key,
+};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+fn other_master_key() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode([9u8; 32])
+}
+
+fn field(value: &Value, name: &str) -> String {
+    value[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {name} in {value}"))
+        .to_owned()
+}
+
+/// Every key name and every stored byte (strings, hashes, sorted sets) of a Redis.
+async fn dump(redis: &TestRedis) -> Vec<u8> {
+    let mut connection = redis.connection().await;
+    let names: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut connection)
+        .await
+        .expect("KEYS");
+    let mut everything = Vec::new();
+    for name in names {
+        everything.extend_from_slice(name.as_bytes());
+        let kind: String = redis::cmd("TYPE")
+            .arg(&name)
+            .query_async(&mut connection)
+            .await
+            .expect("TYPE");
+        let values: Vec<Vec<u8>> = match kind.as_str() {
+            "string" => vec![
+                redis::cmd("GET")
+                    .arg(&name)
+                    .query_async(&mut connection)
+                    .await
+                    .expect("GET"),
+            ],
+            "hash" => redis::cmd("HGETALL")
+                .arg(&name)
+                .query_async(&mut connection)
+                .await
+                .expect("HGETALL"),
+            "zset" => redis::cmd("ZRANGE")
+                .arg(&name)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut connection)
+                .await
+                .expect("ZRANGE"),
+            other => panic!("unexpected key type {other} for {name}"),
+        };
+        values
+            .iter()
+            .for_each(|value| everything.extend_from_slice(value));
+    }
+    everything
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_dump_holds_no_value_passphrase_or_key() {
+    let server =
+        TestServer::start_with_customers(Backend::Redis(TestRedis::start_own()), |_| {}).await;
+    let alice = basic_auth(ALICE.0, ALICE.1);
+    let mut sensitive = vec![ALICE.1.to_owned()];
+    let cases = [
+        (
+            Some(alice.as_str()),
+            vec![("secret", "plain-value-of-alice-1c9e")],
+        ),
+        (
+            Some(alice.as_str()),
+            vec![
+                ("secret", "guarded-value-of-alice-77f0"),
+                ("passphrase", "alice-pass-phrase-3d2a"),
+            ],
+        ),
+        (None, vec![("secret", "anonymous-value-5b61")]),
+        (
+            None,
+            vec![
+                ("secret", "anonymous-guarded-value-e04d"),
+                ("passphrase", "anon-pass-phrase-8812"),
+            ],
+        ),
+    ];
+    for (authorization, form) in cases {
+        let mut request = server.http.post(server.api("/share")).form(&form);
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        let (status, receipt) = json_of(request.send().await.expect("share")).await;
+        assert_eq!(status, StatusCode::OK, "{receipt}");
+        sensitive.extend(form.iter().map(|(_, value)| (*value).to_owned()));
+        sensitive.push(field(&receipt, "secret_key"));
+        sensitive.push(field(&receipt, "metadata_key"));
+    }
+    let mut client = server.grpc().await;
+    let generated = client
+        .generate_secret(grpc_request(
+            pb::GenerateSecretRequest::default(),
+            Some(&alice),
+        ))
+        .await
+        .expect("generate")
+        .into_inner();
+    sensitive.push(generated.value.expect("password"));
+    sensitive.push(generated.secret_key.expect("key"));
+    sensitive.push(generated.metadata_key);
+
+    let Backend::Redis(redis) = &server.backend else {
+        unreachable!()
+    };
+    let everything = dump(redis).await;
+    assert!(
+        everything.len() > 1000,
+        "the dump holds the stored secrets ({} bytes)",
+        everything.len()
+    );
+    for needle in &sensitive {
+        assert!(
+            !contains(&everything, needle),
+            "the Redis dump contains {needle:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_written_under_the_previous_master_key_still_reveal() {
+    let redis = TestRedis::start_own();
+    let url = redis.url();
+    let old = TestServer::start(Backend::Redis(redis)).await;
+    let (_, before) = rest_share(&old, &[("secret", "written before the rotation")]).await;
+    let (_, guarded) =
+        rest_share(&old, &[("secret", "guarded before"), ("passphrase", "pw")]).await;
+
+    let with_url = |url: String, current: String, previous: Option<String>| {
+        move |config: &mut burnbox_server::Config| {
+            config.redis_url = Some(url);
+            config.master_key = Some(current);
+            config.master_key_previous = previous;
+        }
+    };
+    let rotated = TestServer::start_with(
+        Backend::Memory,
+        with_url(url.clone(), other_master_key(), Some(test_master_key())),
+    )
+    .await;
+    let (status, receipt) = json_of(
+        rotated
+            .http
+            .get(rotated.api(&format!("/private/{}", field(&before, "metadata_key"))))
+            .send()
+            .await
+            .expect("receipt"),
+    )
+    .await;
+    assert_eq!(
+        (status, receipt["state"].as_str()),
+        (StatusCode::OK, Some("new"))
+    );
+    let (status, revealed) = rest_reveal(&rotated, &field(&before, "secret_key"), None).await;
+    assert_eq!(
+        (status, revealed["value"].as_str()),
+        (StatusCode::OK, Some("written before the rotation"))
+    );
+    let (status, revealed) =
+        rest_reveal(&rotated, &field(&guarded, "secret_key"), Some("pw")).await;
+    assert_eq!(
+        (status, revealed["value"].as_str()),
+        (StatusCode::OK, Some("guarded before"))
+    );
+
+    // New secrets are sealed with the new key: a server that knows only it reveals them.
+    let (_, after) = rest_share(&rotated, &[("secret", "written after the rotation")]).await;
+    let new_only =
+        TestServer::start_with(Backend::Memory, with_url(url, other_master_key(), None)).await;
+    let (status, revealed) = rest_reveal(&new_only, &field(&after, "secret_key"), None).await;
+    assert_eq!(
+        (status, revealed["value"].as_str()),
+        (StatusCode::OK, Some("written after the rotation"))
+    );
+    drop(old);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_passphrase_attempts_burn_the_secret() {
+    for backend in [Backend::Memory, Backend::redis()] {
+        let server =
+            TestServer::start_with(backend, |config| config.passphrase_max_attempts = 3).await;
+        let mut client = server.grpc().await;
+        let (_, shared) = rest_share(
+            &server,
+            &[("secret", "brute me"), ("passphrase", "the right one")],
+        )
+        .await;
+        let (secret_key, metadata_key) =
+            (field(&shared, "secret_key"), field(&shared, "metadata_key"));
+
+        let first = rest_reveal(&server, &secret_key, Some("guess 1")).await;
+        assert_rest_error(&first, ErrorKind::Validation, Some("passphrase"));
+        assert!(
+            first.1["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("2 attempt(s) left"),
+            "{}",
+            first.1
+        );
+        let second = client
+            .reveal_secret(grpc_reveal_request(&secret_key, Some("guess 2")))
+            .await
+            .expect_err("wrong");
+        assert_grpc_error(&second, ErrorKind::Validation, Some("passphrase"));
+        let burn = json_of(
+            server
+                .http
+                .post(server.api(&format!("/private/{metadata_key}/burn")))
+                .form(&[("passphrase", "guess 3")])
+                .send()
+                .await
+                .expect("burn"),
+        )
+        .await;
+        assert_rest_error(&burn, ErrorKind::Validation, Some("passphrase"));
+        assert!(
+            burn.1["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("has been burned"),
+            "{}",
+            burn.1
+        );
+
+        assert_rest_error(
+            &rest_reveal(&server, &secret_key, Some("the right one")).await,
+            ErrorKind::NotFound,
+            None,
+        );
+        let receipt = client
+            .get_receipt(pb::GetReceiptRequest { metadata_key })
+            .await
+            .expect("receipt")
+            .into_inner();
+        assert_eq!(receipt.state, "burned");
+        assert!(receipt.burned.is_some());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passphrase_rules_apply_to_new_secrets() {
+    let server = TestServer::start_with(Backend::Memory, |config| {
+        config.passphrase_required = true;
+        config.passphrase_min_length = 10;
+    })
+    .await;
+    let mut client = server.grpc().await;
+    assert_rest_error(
+        &rest_share(&server, &[("secret", "s")]).await,
+        ErrorKind::Validation,
+        Some("passphrase"),
+    );
+    let short = rest_share(&server, &[("secret", "s"), ("passphrase", "too short")]).await;
+    assert_rest_error(&short, ErrorKind::Validation, Some("passphrase"));
+    let status = client
+        .generate_secret(pb::GenerateSecretRequest::default())
+        .await
+        .expect_err("needs a passphrase");
+    assert_grpc_error(&status, ErrorKind::Validation, Some("passphrase"));
+    let (status, _) = rest_share(&server, &[("secret", "s"), ("passphrase", "long enough!")]).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_are_shared_by_replicas_on_one_redis() {
+    let redis = TestRedis::start_own();
+    let url = redis.url();
+    let limits = |config: &mut burnbox_server::Config| {
+        config.rate_limit_create = 5;
+        config.rate_limit_reveal = 100;
+    };
+    let first = TestServer::start_with(Backend::Redis(redis), limits).await;
+    let second = TestServer::start_with_customers(Backend::Memory, |config| {
+        limits(config);
+        config.redis_url = Some(url);
+        config.master_key = Some(test_master_key());
+    })
+    .await;
+
+    for server in [&first, &first, &first, &second, &second] {
+        assert_eq!(
+            rest_share(server, &[("secret", "s")]).await.0,
+            StatusCode::OK
+        );
+    }
+    // The sixth create from this address within the minute, on either replica, is refused.
+    let response = second
+        .http
+        .post(second.api("/share"))
+        .form(&[("secret", "s")])
+        .send()
+        .await
+        .expect("share");
+    let retry_after: u64 = response
+        .headers()
+        .get("retry-after")
+        .and_then(|value| value.to_str().ok()?.parse().ok())
+        .expect("Retry-After seconds");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_rest_error(&json_of(response).await, ErrorKind::RateLimited, None);
+    let status = first
+        .grpc()
+        .await
+        .share_secret(burnbox_tests::grpc_share_request("s"))
+        .await
+        .expect_err("limited");
+    assert_grpc_error(&status, ErrorKind::RateLimited, None);
+    use tonic_types::StatusExt;
+    let retry = status
+        .get_error_details()
+        .retry_info()
+        .and_then(|info| info.retry_delay);
+    assert!(
+        retry.is_some_and(|delay| delay > std::time::Duration::ZERO),
+        "{status:?}"
+    );
+
+    // Reveals are another class, and a customer has a budget of their own.
+    let (_, shared) = {
+        let authorization = basic_auth(ALICE.0, ALICE.1);
+        let request = second
+            .http
+            .post(second.api("/share"))
+            .header("authorization", authorization)
+            .form(&[("secret", "alice's")]);
+        json_of(request.send().await.expect("share")).await
+    };
+    assert_eq!(shared["custid"], "alice", "{shared}");
+    assert_eq!(
+        rest_reveal(&first, &field(&shared, "secret_key"), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_for_is_believed_only_from_trusted_proxies() {
+    let limited = |trusted: Vec<ipnet::IpNet>| {
+        move |config: &mut burnbox_server::Config| {
+            config.rate_limit_create = 1;
+            config.trusted_proxies = trusted;
+        }
+    };
+    let behind_proxy = TestServer::start_with(
+        Backend::Memory,
+        limited(vec!["127.0.0.0/8".parse().expect("CIDR")]),
+    )
+    .await;
+    for client in ["203.0.113.1", "203.0.113.2"] {
+        let request = behind_proxy
+            .http
+            .post(behind_proxy.api("/share"))
+            .header("x-forwarded-for", client)
+            .form(&[("secret", "s")]);
+        assert_eq!(
+            request.send().await.expect("share").status(),
+            StatusCode::OK,
+            "{client} has its own budget"
+        );
+    }
+    let again = behind_proxy
+        .http
+        .post(behind_proxy.api("/share"))
+        .header("x-forwarded-for", "203.0.113.1")
+        .form(&[("secret", "s")]);
+    assert_eq!(
+        again.send().await.expect("share").status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    let untrusted = TestServer::start_with(Backend::Memory, limited(Vec::new())).await;
+    let first = untrusted
+        .http
+        .post(untrusted.api("/share"))
+        .header("x-forwarded-for", "203.0.113.1")
+        .form(&[("secret", "s")]);
+    assert_eq!(first.send().await.expect("share").status(), StatusCode::OK);
+    let spoofed = untrusted
+        .http
+        .post(untrusted.api("/share"))
+        .header("x-forwarded-for", "203.0.113.2")
+        .form(&[("secret", "s")]);
+    assert_eq!(
+        spoofed.send().await.expect("share").status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "spoofed header ignored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_are_capped_from_the_max_secret_size() {
+    let server =
+        TestServer::start_with(Backend::Memory, |config| config.max_secret_bytes = 1024).await;
+    let mut client = server.grpc().await;
+    let oversized = "x".repeat(1025);
+    assert_rest_error(
+        &rest_share(&server, &[("secret", &oversized)]).await,
+        ErrorKind::Validation,
+        Some("secret"),
+    );
+    let status = client
+        .share_secret(burnbox_tests::grpc_share_request(&oversized))
+        .await
+        .expect_err("too big");
+    assert_grpc_error(&status, ErrorKind::Validation, Some("secret"));
+
+    let far_beyond = "x".repeat(1024 * 1024);
+    let answer = rest_share(&server, &[("secret", &far_beyond)]).await;
+    assert_rest_error(&answer, ErrorKind::BadRequest, None);
+    let status = client
+        .share_secret(burnbox_tests::grpc_share_request(&far_beyond))
+        .await
+        .expect_err("refused");
+    // tonic refuses it while decoding, before our handler: OUT_OF_RANGE with the limit named.
+    assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+    assert!(status.message().contains("too large"), "{status:?}");
+    // The server is unharmed.
+    assert_eq!(
+        rest_share(&server, &[("secret", "small")]).await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn rest_answers_forbid_caching_sniffing_and_referrers() {
+    let server = TestServer::start(Backend::Memory).await;
+    let ok = server
+        .http
+        .post(server.api("/share"))
+        .form(&[("secret", "s")])
+        .send()
+        .await
+        .expect("share");
+    let not_found = server
+        .http
+        .post(server.api("/secret/nope"))
+        .send()
+        .await
+        .expect("reveal");
+    for response in [ok, not_found] {
+        let headers = response.headers();
+        assert_eq!(
+            headers.get("cache-control").map(|value| value.as_bytes()),
+            Some(b"no-store".as_slice())
+        );
+        assert_eq!(
+            headers
+                .get("x-content-type-options")
+                .map(|value| value.as_bytes()),
+            Some(b"nosniff".as_slice())
+        );
+        assert_eq!(
+            headers.get("referrer-policy").map(|value| value.as_bytes()),
+            Some(b"no-referrer".as_slice())
+        );
+    }
+}
