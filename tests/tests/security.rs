@@ -482,3 +482,28 @@ async fn rest_answers_forbid_caching_sniffing_and_referrers() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_master_key_refuses_to_start_instead_of_destroying_secrets() {
+    let redis = TestRedis::start_own();
+    let url = redis.url();
+    let server = TestServer::start(Backend::Redis(redis)).await;
+    let (_, shared) = rest_share(&server, &[("secret", "needs the right key")]).await;
+
+    let mut config = burnbox_server::Config::for_tests();
+    config.redis_url = Some(url);
+    config.master_key = Some(other_master_key());
+    let Err(err) = burnbox_server::Application::build(config).await else {
+        panic!("a server with a foreign master key started");
+    };
+    assert!(
+        matches!(err, burnbox_server::StartupError::Config(_)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("BURNBOX_MASTER_KEY"), "{err}");
+    let (status, revealed) = rest_reveal(&server, &field(&shared, "secret_key"), None).await;
+    assert_eq!(
+        (status, revealed["value"].as_str()),
+        (StatusCode::OK, Some("needs the right key"))
+    );
+}

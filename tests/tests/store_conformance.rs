@@ -536,3 +536,19 @@ async fn redis_store_reports_unavailable_when_redis_is_gone() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The key-check blob: the first proposal is kept, later ones only replace it when asked.
+async fn key_check_keeps_the_first_blob_unless_replaced(store: Arc<dyn SecretStore>) {
+    assert_eq!(store.key_check(b"first".to_vec(), false).await.expect("check"), b"first");
+    assert_eq!(store.key_check(b"second".to_vec(), false).await.expect("check"), b"first");
+    assert_eq!(store.key_check(b"third".to_vec(), true).await.expect("check"), b"third");
+    assert_eq!(store.key_check(b"fourth".to_vec(), false).await.expect("check"), b"third");
+}
+
+#[tokio::test]
+async fn key_check_conforms_on_both_stores() {
+    key_check_keeps_the_first_blob_unless_replaced(Arc::new(MemoryStore::new())).await;
+    // Its own Redis: the blob is global, and other suites' servers check it at startup.
+    let redis = TestRedis::start_own();
+    key_check_keeps_the_first_blob_unless_replaced(Arc::new(redis_store(&redis).await)).await;
+}

@@ -54,12 +54,20 @@ impl Keyring {
     }
 }
 
+/// Which master key opened a blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WhichKey {
+    Current,
+    Previous,
+}
+
 /// What a blob is, so a record can never be opened as a receipt or the reverse.
 #[derive(Clone, Copy)]
 pub(crate) enum Purpose {
     Record,
     Receipt,
     RecentEntry,
+    KeyCheck,
 }
 
 impl Purpose {
@@ -68,6 +76,7 @@ impl Purpose {
             Self::Record => b"burnbox/v1/record",
             Self::Receipt => b"burnbox/v1/receipt",
             Self::RecentEntry => b"burnbox/v1/recent-entry",
+            Self::KeyCheck => b"burnbox/v1/key-check",
         }
     }
 }
@@ -113,6 +122,26 @@ impl Keyring {
         sealed.extend_from_slice(&nonce);
         sealed.extend_from_slice(&ciphertext);
         Ok(sealed)
+    }
+
+    /// Which configured master key opens `sealed`, if any.
+    pub(crate) fn which_opens(
+        &self,
+        purpose: Purpose,
+        caller_key: &str,
+        storage_id: &[u8; 32],
+        sealed: &[u8],
+    ) -> Option<WhichKey> {
+        let current = Keyring::new(self.current.clone(), None);
+        if current
+            .open(purpose, caller_key, storage_id, sealed)
+            .is_ok()
+        {
+            return Some(WhichKey::Current);
+        }
+        self.open(purpose, caller_key, storage_id, sealed)
+            .ok()
+            .map(|_| WhichKey::Previous)
     }
 
     /// Decrypts a blob sealed by [`Keyring::seal`] with the current or the previous master key.

@@ -22,4 +22,4 @@ pub use policy::{
     DEFAULT_PASSWORD_LENGTH, MAX_PASSPHRASE_CHARS, MIN_TTL_SECONDS, PASSWORD_LENGTHS,
     PassphraseRules, Policy,
 };
-pub use secrets::{RECENT_LIMIT, RECENT_WINDOW, Secrets, Settings};
+pub use secrets::{MasterKeyCheck, RECENT_LIMIT, RECENT_WINDOW, Secrets, Settings};

@@ -11,7 +11,7 @@ use burnbox_store::{
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::crypto::{Keyring, Purpose};
+use crate::crypto::{Keyring, Purpose, WhichKey};
 use crate::keys::{generate_key, generate_password, is_well_formed};
 use crate::model::{
     ANONYMOUS_CUSTID, BurnInput, Burned, Caller, GenerateInput, Generated, Receipt, ReceiptState,
@@ -106,6 +106,17 @@ fn decode_record(plain: &[u8]) -> Result<OpenedRecord, Error> {
     })
 }
 
+/// The outcome of [`Secrets::check_master_key`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MasterKeyCheck {
+    /// The current master key wrote the store's data.
+    Matches,
+    /// The previous master key did; the check now names the current one.
+    Rotated,
+    /// Neither configured key opens the store's data.
+    Mismatch,
+}
+
 /// How far back a customer's recent list reaches.
 pub const RECENT_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The most receipts a recent list returns.
@@ -149,6 +160,26 @@ impl Secrets {
     /// The service status as Onetime Secret reports it.
     pub fn status(&self) -> &'static str {
         "nominal"
+    }
+
+    /// Checks the master keys against the store before serving: the store keeps a known text
+    /// sealed with the master key that first used it. A server whose keys cannot open it would
+    /// destroy every secret it reveals (the burn comes before decryption), so it must not start.
+    /// After a rotation the check is resealed with the new current key.
+    pub async fn check_master_key(&self) -> Result<MasterKeyCheck, Error> {
+        const CALLER_KEY: &str = "burnbox key check";
+        const TEXT: &[u8] = b"burnbox master key check v1";
+        let keyring = &self.settings.keyring;
+        let proposed = keyring.seal(Purpose::KeyCheck, CALLER_KEY, &[0; 32], TEXT)?;
+        let stored = self.store.key_check(proposed.clone(), false).await?;
+        match keyring.which_opens(Purpose::KeyCheck, CALLER_KEY, &[0; 32], &stored) {
+            Some(WhichKey::Current) => Ok(MasterKeyCheck::Matches),
+            Some(WhichKey::Previous) => {
+                self.store.key_check(proposed, true).await?;
+                Ok(MasterKeyCheck::Rotated)
+            }
+            None => Ok(MasterKeyCheck::Mismatch),
+        }
     }
 
     /// Whether the store answers (for readiness probes).

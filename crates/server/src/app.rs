@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use burnbox_core::{Secrets, Settings};
+use burnbox_core::{MasterKeyCheck, Secrets, Settings};
 use burnbox_spec::v1::secrets_server::SecretsServer;
 use burnbox_store::{MemoryStore, RedisConfig, RedisStore, SecretStore, StoreError};
 use poem::listener::TcpAcceptor;
@@ -100,6 +100,26 @@ impl Application {
                 share_domain: config.public_url.clone(),
             },
         ));
+        match secrets.check_master_key().await.map_err(|err| {
+            StartupError::Store(StoreError::Unavailable(
+                err.detail().unwrap_or(err.message()).to_owned(),
+            ))
+        })? {
+            MasterKeyCheck::Matches => {}
+            MasterKeyCheck::Rotated => {
+                tracing::info!(
+                    "master key rotated: data is now checked against the new BURNBOX_MASTER_KEY"
+                )
+            }
+            MasterKeyCheck::Mismatch => {
+                return Err(StartupError::Config(ConfigError {
+                    setting: "BURNBOX_MASTER_KEY",
+                    problem: "neither it nor BURNBOX_MASTER_KEY_PREVIOUS is the key this Redis's secrets were written with; \
+                              serving would destroy secrets it cannot decrypt"
+                        .into(),
+                }));
+            }
+        }
         Ok(Self {
             http: bind(config.http_addr).await?,
             grpc: bind(config.grpc_addr).await?,

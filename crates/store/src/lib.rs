@@ -340,6 +340,12 @@ pub trait SecretStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Vec<u8>>, StoreError>;
 
+    /// Stores `proposed` as the master-key check blob unless one is stored already, and returns
+    /// the stored one (with `replace`, stores `proposed` in any case). Core seals a known text
+    /// in it, so a server whose master key cannot open it refuses to start instead of failing
+    /// every secret it touches.
+    async fn key_check(&self, proposed: Vec<u8>, replace: bool) -> Result<Vec<u8>, StoreError>;
+
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }

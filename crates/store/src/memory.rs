@@ -35,6 +35,7 @@ struct State {
     pointers: HashMap<ReceiptId, Expiring<SecretId>>,
     recent: HashMap<OwnerId, Expiring<RecentIndex>>,
     failures: HashMap<SecretId, u32>,
+    key_check: Option<Vec<u8>>,
     rate_windows: HashMap<RateKey, RateWindow>,
     next_purge: Option<Instant>,
 }
@@ -311,6 +312,14 @@ impl SecretStore for MemoryStore {
             receipt_ttl: receipt.expires_at - now,
             secret_ttl,
         }))
+    }
+
+    async fn key_check(&self, proposed: Vec<u8>, replace: bool) -> Result<Vec<u8>, StoreError> {
+        let mut state = self.lock();
+        if replace || state.key_check.is_none() {
+            state.key_check = Some(proposed);
+        }
+        Ok(state.key_check.clone().unwrap_or_default())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -5,6 +5,7 @@
 //! - `burnbox:pointer:<receipt id>`   string: the secret id (hex) of the receipt's secret
 //! - `burnbox:{<secret id>}:failures` integer: failed passphrase attempts, expiring with the record
 //! - `burnbox:rate:<rate key>`        sorted set: request times of one caller and action class
+//! - `burnbox:key-check`             string: a known text sealed with the master key (no TTL)
 //! - `burnbox:recent:<owner id>`      sorted set: sealed entries scored by creation time (µs)
 //!
 //! The record and the receipt share a hash tag, so one script burns the record with `GETDEL` and
@@ -160,6 +161,9 @@ fn receipt_key(id: &SecretId) -> String {
 fn pointer_key(id: &ReceiptId) -> String {
     format!("burnbox:pointer:{}", id.to_hex())
 }
+
+/// The one key without a TTL: it must outlive every secret.
+const KEY_CHECK: &str = "burnbox:key-check";
 
 fn failures_key(id: &SecretId) -> String {
     format!("burnbox:{{{}}}:failures", id.to_hex())
@@ -450,6 +454,22 @@ impl SecretStore for RedisStore {
             receipt_ttl,
             secret_ttl: remaining(record_pttl),
         }))
+    }
+
+    async fn key_check(&self, proposed: Vec<u8>, replace: bool) -> Result<Vec<u8>, StoreError> {
+        let mut connection = self.connection.clone();
+        let mut set = redis::cmd("SET");
+        set.arg(KEY_CHECK).arg(proposed);
+        if !replace {
+            set.arg("NX");
+        }
+        let (_, stored): ((), Vec<u8>) = redis::pipe()
+            .add_command(set)
+            .get(KEY_CHECK)
+            .query_async(&mut connection)
+            .await
+            .map_err(classify)?;
+        Ok(stored)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
