@@ -76,9 +76,12 @@ where
             .take()?
             .into_bytes_limit(limit)
             .await
-            .map_err(|err| match err {
-                poem::error::ReadBodyError::PayloadTooLarge => too_large().into(),
-                other => poem::Error::from(other),
+            .map_err(|err| {
+                if matches!(err, poem::error::ReadBodyError::PayloadTooLarge) {
+                    too_large().into()
+                } else {
+                    poem::Error::from(err)
+                }
             })?;
         parse(request.content_type(), &bytes)
             .map(Self)
