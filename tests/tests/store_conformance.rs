@@ -539,10 +539,34 @@ async fn redis_store_reports_unavailable_when_redis_is_gone() {
 
 /// The key-check blob: the first proposal is kept, later ones only replace it when asked.
 async fn key_check_keeps_the_first_blob_unless_replaced(store: Arc<dyn SecretStore>) {
-    assert_eq!(store.key_check(b"first".to_vec(), false).await.expect("check"), b"first");
-    assert_eq!(store.key_check(b"second".to_vec(), false).await.expect("check"), b"first");
-    assert_eq!(store.key_check(b"third".to_vec(), true).await.expect("check"), b"third");
-    assert_eq!(store.key_check(b"fourth".to_vec(), false).await.expect("check"), b"third");
+    assert_eq!(
+        store
+            .key_check(b"first".to_vec(), false)
+            .await
+            .expect("check"),
+        b"first"
+    );
+    assert_eq!(
+        store
+            .key_check(b"second".to_vec(), false)
+            .await
+            .expect("check"),
+        b"first"
+    );
+    assert_eq!(
+        store
+            .key_check(b"third".to_vec(), true)
+            .await
+            .expect("check"),
+        b"third"
+    );
+    assert_eq!(
+        store
+            .key_check(b"fourth".to_vec(), false)
+            .await
+            .expect("check"),
+        b"third"
+    );
 }
 
 #[tokio::test]

@@ -72,17 +72,13 @@ where
         if declared.is_some_and(|length| length > limit) {
             return Err(too_large().into());
         }
-        let bytes = body
-            .take()?
-            .into_bytes_limit(limit)
-            .await
-            .map_err(|err| {
-                if matches!(err, poem::error::ReadBodyError::PayloadTooLarge) {
-                    too_large().into()
-                } else {
-                    poem::Error::from(err)
-                }
-            })?;
+        let bytes = body.take()?.into_bytes_limit(limit).await.map_err(|err| {
+            if matches!(err, poem::error::ReadBodyError::PayloadTooLarge) {
+                too_large().into()
+            } else {
+                poem::Error::from(err)
+            }
+        })?;
         parse(request.content_type(), &bytes)
             .map(Self)
             .map_err(|err| ApiError(err).into())
