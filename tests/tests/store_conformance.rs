@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use burnbox_store::{
     FailedAttempt, MemoryStore, NewSecret, OwnerId, RateDecision, RateKey, ReceiptId, ReceiptState,
-    RecentEntry, RedisConfig, RedisStore, SecretId, SecretRecord, SecretStore, Take,
+    RecentEntry, RedisConfig, RedisStore, RedisTopology, SecretId, SecretRecord, SecretStore, Take,
 };
 use burnbox_tests::TestRedis;
 
@@ -462,7 +462,7 @@ async fn memory_store_conforms() {
 
 async fn redis_store(redis: &TestRedis) -> RedisStore {
     RedisStore::connect(&RedisConfig {
-        url: redis.url(),
+        topology: RedisTopology::Standalone(redis.url()),
         timeout: Duration::from_secs(2),
     })
     .await

@@ -1,4 +1,4 @@
-//! The admin listener: liveness and readiness for Kubernetes probes.
+//! The admin listener: liveness and readiness for Kubernetes probes, and Prometheus metrics.
 
 use std::sync::Arc;
 
@@ -7,6 +7,8 @@ use poem::http::StatusCode;
 use poem::web::{Data, Json};
 use poem::{EndpointExt, IntoResponse, Response, Route, get, handler};
 use serde_json::json;
+
+use crate::metrics::Metrics;
 
 /// Live while the process serves requests at all.
 #[handler]
@@ -28,10 +30,20 @@ async fn readyz(secrets: Data<&Arc<Secrets>>) -> Response {
     }
 }
 
+/// Every metric, in the Prometheus text format.
+#[handler]
+fn metrics(metrics: Data<&Arc<Metrics>>) -> Response {
+    Response::builder()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(metrics.render())
+}
+
 /// The admin routes.
-pub fn endpoint(secrets: Arc<Secrets>) -> impl poem::Endpoint {
+pub fn endpoint(secrets: Arc<Secrets>, metrics_registry: Arc<Metrics>) -> impl poem::Endpoint {
     Route::new()
         .at("/livez", get(livez))
         .at("/readyz", get(readyz))
+        .at("/metrics", get(metrics))
         .data(secrets)
+        .data(metrics_registry)
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use burnbox_core::{MasterKeyCheck, Secrets, Settings};
 use burnbox_spec::v1::secrets_server::SecretsServer;
-use burnbox_store::{MemoryStore, RedisConfig, RedisStore, SecretStore, StoreError};
+use burnbox_store::{MemoryStore, RedisConfig, RedisStore, RedisTopology, SecretStore, StoreError};
 use poem::listener::TcpAcceptor;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -18,6 +18,9 @@ use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError};
 use crate::gate::Gate;
 use crate::grpc::GrpcSecrets;
+use crate::metered_store::MeteredStore;
+use crate::metrics::Metrics;
+use crate::observe::{ObserveGrpcLayer, ObserveRest};
 use crate::{admin, rest};
 
 /// Why the server could not start.
@@ -48,6 +51,7 @@ pub struct Application {
     secrets: Arc<Secrets>,
     auth: Arc<Authenticator>,
     gate: Arc<Gate>,
+    metrics: Arc<Metrics>,
     http: TcpListener,
     grpc: TcpListener,
     admin: TcpListener,
@@ -66,14 +70,21 @@ impl Application {
         let policy = config.policy()?;
         let (keyring, ephemeral_key) = config.keyring()?;
         let auth = Arc::new(config.authenticator()?);
-        let store: Arc<dyn SecretStore> = match &config.redis_url {
-            Some(url) => {
+        let metrics = Arc::new(Metrics::new());
+        let topology = match (&config.redis_url, config.redis_cluster_nodes.as_slice()) {
+            (Some(url), _) => Some(RedisTopology::Standalone(url.clone())),
+            (None, []) => None,
+            (None, nodes) => Some(RedisTopology::Cluster(nodes.to_vec())),
+        };
+        let store: Arc<dyn SecretStore> = match topology {
+            Some(topology) => {
+                let cluster = matches!(topology, RedisTopology::Cluster(_));
                 let store = RedisStore::connect(&RedisConfig {
-                    url: url.clone(),
+                    topology,
                     timeout: config.redis_timeout(),
                 })
                 .await?;
-                tracing::info!("store: Redis");
+                tracing::info!(cluster, "store: Redis");
                 Arc::new(store)
             }
             None => {
@@ -83,6 +94,7 @@ impl Application {
                 Arc::new(MemoryStore::new())
             }
         };
+        let store: Arc<dyn SecretStore> = Arc::new(MeteredStore::new(store, metrics.clone()));
         if ephemeral_key {
             tracing::warn!("no BURNBOX_MASTER_KEY: using an ephemeral master key for this process");
         }
@@ -91,6 +103,7 @@ impl Application {
             store.clone(),
             config.rate_limits(),
             config.trusted_proxies.clone(),
+            metrics.clone(),
         ));
         let secrets = Arc::new(Secrets::new(
             store,
@@ -127,6 +140,7 @@ impl Application {
             secrets,
             auth,
             gate,
+            metrics,
             config,
         })
     }
@@ -171,6 +185,7 @@ impl Application {
             .into_server()
             .max_decoding_message_size(max_body);
         let grpc = tonic::transport::Server::builder()
+            .layer(ObserveGrpcLayer::new(self.metrics.clone()))
             .add_service(grpc_service)
             .add_service(health_service)
             .add_service(reflection_v1)
@@ -182,13 +197,16 @@ impl Application {
 
         let http = poem::Server::new_with_acceptor(acceptor(self.http)?)
             .run_with_graceful_shutdown(
-                rest::endpoint(self.secrets.clone(), self.gate.clone()),
+                ObserveRest::new(
+                    rest::endpoint(self.secrets.clone(), self.gate.clone()),
+                    self.metrics.clone(),
+                ),
                 stop.clone().cancelled_owned(),
                 Some(grace),
             );
         let admin = poem::Server::new_with_acceptor(acceptor(self.admin)?)
             .run_with_graceful_shutdown(
-                admin::endpoint(self.secrets.clone()),
+                admin::endpoint(self.secrets.clone(), self.metrics.clone()),
                 stop.clone().cancelled_owned(),
                 Some(grace),
             );

@@ -92,6 +92,47 @@ pub struct Config {
     #[arg(long, env = "BURNBOX_ALLOW_ANONYMOUS", default_value_t = true, action = clap::ArgAction::Set)]
     pub allow_anonymous: bool,
 
+    /// Redis Cluster: comma-separated node URLs (`redis://host:port`); any few nodes will do,
+    /// the rest are discovered. Mutually exclusive with BURNBOX_REDIS_URL.
+    #[arg(
+        long,
+        env = "BURNBOX_REDIS_CLUSTER_NODES",
+        value_delimiter = ',',
+        conflicts_with = "redis_url"
+    )]
+    pub redis_cluster_nodes: Vec<String>,
+
+    /// OTLP endpoint for traces (`http://collector:4318` for http/protobuf, `http://collector:4317`
+    /// for grpc). Unset: no export.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otel_exporter_otlp_endpoint: Option<String>,
+
+    /// OTLP transport.
+    #[arg(
+        long,
+        env = "OTEL_EXPORTER_OTLP_PROTOCOL",
+        value_enum,
+        default_value = "http/protobuf"
+    )]
+    pub otel_exporter_otlp_protocol: crate::telemetry::OtlpProtocol,
+
+    /// `service.name` of exported spans.
+    #[arg(long, env = "OTEL_SERVICE_NAME", default_value = "burnbox")]
+    pub otel_service_name: String,
+
+    /// Which traces to record.
+    #[arg(
+        long,
+        env = "OTEL_TRACES_SAMPLER",
+        value_enum,
+        default_value = "parentbased_always_on"
+    )]
+    pub otel_traces_sampler: crate::telemetry::SamplerKind,
+
+    /// The ratio of the ratio samplers (0.0 to 1.0).
+    #[arg(long, env = "OTEL_TRACES_SAMPLER_ARG", default_value_t = 1.0)]
+    pub otel_traces_sampler_arg: f64,
+
     /// Log filter in RUST_LOG syntax, e.g. `info` or `burnbox_core=debug,info`.
     #[arg(long, env = "BURNBOX_LOG", default_value = "info")]
     pub log: String,
@@ -201,12 +242,12 @@ impl Config {
             "BURNBOX_MASTER_KEY_PREVIOUS",
             self.master_key_previous.as_deref(),
         )?;
-        match (self.master_key()?, &self.redis_url) {
+        match (self.master_key()?, self.uses_redis()) {
             (Some(key), _) => Ok((Keyring::new(key, previous), false)),
-            (None, None) => Ok((Keyring::new(MasterKey::generate(), None), true)),
-            (None, Some(_)) => Err(ConfigError {
+            (None, false) => Ok((Keyring::new(MasterKey::generate(), None), true)),
+            (None, true) => Err(ConfigError {
                 setting: "BURNBOX_MASTER_KEY",
-                problem: "required when BURNBOX_REDIS_URL is set (secrets in Redis must survive restarts); generate one with `openssl rand -base64 32`".into(),
+                problem: "required with Redis (BURNBOX_REDIS_URL or BURNBOX_REDIS_CLUSTER_NODES) (secrets in Redis must survive restarts); generate one with `openssl rand -base64 32`".into(),
             }),
         }
     }
@@ -218,6 +259,27 @@ impl Config {
                 setting: "BURNBOX_API_TOKENS_FILE",
                 problem,
             })
+    }
+
+    /// The telemetry settings.
+    pub fn telemetry(&self) -> crate::telemetry::TelemetryConfig {
+        crate::telemetry::TelemetryConfig {
+            log_filter: self.log.clone(),
+            json_logs: self.log_format.is_json(),
+            otlp_endpoint: self
+                .otel_exporter_otlp_endpoint
+                .clone()
+                .filter(|endpoint| !endpoint.trim().is_empty()),
+            otlp_protocol: self.otel_exporter_otlp_protocol,
+            service_name: self.otel_service_name.clone(),
+            sampler: self.otel_traces_sampler,
+            sampler_ratio: self.otel_traces_sampler_arg,
+        }
+    }
+
+    /// Whether a Redis store (standalone or cluster) is configured.
+    pub fn uses_redis(&self) -> bool {
+        self.redis_url.is_some() || !self.redis_cluster_nodes.is_empty()
     }
 
     /// The rate limits.
@@ -256,6 +318,11 @@ impl std::fmt::Debug for Config {
             .field("grpc_addr", &self.grpc_addr)
             .field("admin_addr", &self.admin_addr)
             .field("redis", &self.redis_url.as_ref().map(|_| "configured"))
+            .field("redis_cluster_nodes", &self.redis_cluster_nodes.len())
+            .field(
+                "otel_exporter_otlp_endpoint",
+                &self.otel_exporter_otlp_endpoint,
+            )
             .field(
                 "master_key",
                 &self.master_key.as_ref().map(|_| "configured"),

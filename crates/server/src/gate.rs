@@ -12,6 +12,7 @@ use burnbox_store::{RateDecision, RateKey, SecretStore};
 use ipnet::IpNet;
 
 use crate::auth::Authenticator;
+use crate::metrics::Metrics;
 
 /// Where a request came from, as its transport saw it.
 #[derive(Debug, Default)]
@@ -68,6 +69,7 @@ pub struct Gate {
     store: Arc<dyn SecretStore>,
     limits: RateLimits,
     trusted_proxies: Vec<IpNet>,
+    metrics: Arc<Metrics>,
 }
 
 impl Gate {
@@ -77,12 +79,14 @@ impl Gate {
         store: Arc<dyn SecretStore>,
         limits: RateLimits,
         trusted_proxies: Vec<IpNet>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             auth,
             store,
             limits,
             trusted_proxies,
+            metrics,
         }
     }
 
@@ -121,6 +125,7 @@ impl Gate {
             RateDecision::Allowed => Ok(()),
             RateDecision::Limited { retry_after } => {
                 tracing::info!(class = class.name(), "rate limited");
+                self.metrics.rate_limited(class.name());
                 Err(Error::new(
                     ErrorKind::RateLimited,
                     format!(
@@ -191,6 +196,7 @@ mod tests {
                 .iter()
                 .map(|net| net.parse().expect("CIDR"))
                 .collect(),
+            Arc::new(Metrics::new()),
         )
     }
 

@@ -26,7 +26,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(&config.log, config.log_format.is_json());
+    let telemetry = match telemetry::init(&config.telemetry()) {
+        Ok(telemetry) => telemetry,
+        Err(problem) => {
+            eprintln!("burnbox: invalid configuration: OTEL_EXPORTER_OTLP_ENDPOINT: {problem}");
+            return ExitCode::from(2);
+        }
+    };
     let shutdown = match shutdown_signal() {
         Ok(shutdown) => shutdown,
         Err(err) => {
@@ -53,13 +59,15 @@ async fn main() -> ExitCode {
         admin = %app.admin_addr(),
         "burnbox listening"
     );
-    match app.run(shutdown).await {
+    let code = match app.run(shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(%err, "server failed");
             ExitCode::FAILURE
         }
-    }
+    };
+    telemetry.shutdown();
+    code
 }
 
 /// One line naming the setting (as its environment variable) and what is wrong with it.

@@ -44,16 +44,20 @@ pub fn wire_error(kind: ErrorKind) -> WireError {
     WireError { http, grpc, error, description }
 }
 
-/// A fresh id for one error, so a report from a user can be matched to the server's log line.
+/// The id of an error: the request's trace id, so a report from a user leads to the trace and
+/// the log lines of that request (a random id of the same shape outside any trace).
 pub fn new_error_id() -> String {
-    let bytes: [u8; 16] = rand::random();
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    crate::telemetry::current_trace_id().unwrap_or_else(|| {
+        let bytes: [u8; 16] = rand::random();
+        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    })
 }
 
 /// Logs an error with its id: internal and unavailable errors with their hidden cause at
 /// warn/error level, caller mistakes at debug.
 pub fn log_error(transport: &'static str, err: &Error, error_id: &str) {
     let error = wire_error(err.kind()).error;
+    crate::observe::record_error_type(error);
     match err.kind() {
         ErrorKind::Internal => {
             tracing::error!(

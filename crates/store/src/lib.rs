@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
 pub use memory::MemoryStore;
-pub use redis_store::{RedisConfig, RedisStore};
+pub use redis_store::{RedisConfig, RedisStore, RedisTopology};
 
 /// Seconds since the Unix epoch.
 pub type UnixSeconds = i64;

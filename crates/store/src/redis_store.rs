@@ -16,7 +16,9 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
 use redis::{AsyncCommands, RedisError, Script};
 
 use crate::{
@@ -91,19 +93,67 @@ redis.call('PEXPIRE', KEYS[1], window)
 return 0
 "#;
 
+/// Which Redis deployment to use.
+#[derive(Clone, Debug)]
+pub enum RedisTopology {
+    /// One server: `redis://[user:password@]host:port[/db]` (or `rediss://`, `redis+unix://`).
+    Standalone(String),
+    /// A Redis Cluster, reached through any of these node URLs.
+    Cluster(Vec<String>),
+}
+
 /// How [`RedisStore`] connects.
 #[derive(Clone, Debug)]
 pub struct RedisConfig {
-    /// `redis://[user:password@]host:port[/db]` (or `rediss://`, `redis+unix://`).
-    pub url: String,
+    /// Where Redis is.
+    pub topology: RedisTopology,
     /// Longest wait for one command's answer (or for a connection) before failing as unavailable.
     pub timeout: Duration,
 }
 
-/// [`SecretStore`] on a standalone Redis, reconnecting by itself after Redis restarts.
+/// A connection to either topology; both reconnect by themselves.
+#[derive(Clone)]
+enum Connection {
+    Standalone(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Self::Standalone(connection) => connection.req_packed_command(cmd),
+            Self::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Self::Standalone(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Standalone(connection) => connection.get_db(),
+            Self::Cluster(connection) => connection.get_db(),
+        }
+    }
+}
+
+/// [`SecretStore`] on a standalone Redis or a Redis Cluster, reconnecting by itself after Redis
+/// restarts.
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: ConnectionManager,
+    connection: Connection,
     take_script: Script,
     burn_script: Script,
     fail_attempt_script: Script,
@@ -113,16 +163,32 @@ pub struct RedisStore {
 impl RedisStore {
     /// Connects to Redis (failing if it cannot be reached within the timeout).
     pub async fn connect(config: &RedisConfig) -> Result<Self, StoreError> {
-        let client = redis::Client::open(config.url.as_str())
-            .map_err(|err| StoreError::Internal(format!("invalid Redis URL: {err}")))?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.timeout))
-            .set_response_timeout(Some(config.timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(2));
-        let connection = ConnectionManager::new_with_config(client, manager_config)
-            .await
-            .map_err(classify)?;
+        let connection = match &config.topology {
+            RedisTopology::Standalone(url) => {
+                let client = redis::Client::open(url.as_str())
+                    .map_err(|err| StoreError::Internal(format!("invalid Redis URL: {err}")))?;
+                let manager_config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(config.timeout))
+                    .set_response_timeout(Some(config.timeout))
+                    .set_number_of_retries(1)
+                    .set_max_delay(Duration::from_secs(2));
+                Connection::Standalone(
+                    ConnectionManager::new_with_config(client, manager_config)
+                        .await
+                        .map_err(classify)?,
+                )
+            }
+            RedisTopology::Cluster(nodes) => {
+                let client = ClusterClient::builder(nodes.iter().map(String::as_str))
+                    .connection_timeout(config.timeout)
+                    .response_timeout(config.timeout)
+                    .build()
+                    .map_err(|err| {
+                        StoreError::Internal(format!("invalid Redis Cluster nodes: {err}"))
+                    })?;
+                Connection::Cluster(client.get_async_connection().await.map_err(classify)?)
+            }
+        };
         Ok(Self {
             connection,
             take_script: Script::new(TAKE_SCRIPT),
@@ -257,6 +323,7 @@ fn parse_timestamp(
 
 #[async_trait]
 impl SecretStore for RedisStore {
+    #[tracing::instrument(name = "redis create", skip_all, fields(otel.name = "PIPELINE", otel.kind = "client", db.system = "redis", db.operation.name = "PIPELINE"))]
     async fn create(&self, new: NewSecret) -> Result<(), StoreError> {
         let receipt = receipt_key(&new.secret_id);
         let receipt_ms = millis(new.receipt_ttl);
@@ -305,6 +372,7 @@ impl SecretStore for RedisStore {
             .map_err(classify)
     }
 
+    #[tracing::instrument(name = "redis take_unprotected", skip_all, fields(otel.name = "EVALSHA", otel.kind = "client", db.system = "redis", db.operation.name = "EVALSHA"))]
     async fn take_unprotected(&self, id: &SecretId, at: UnixSeconds) -> Result<Take, StoreError> {
         match self.run_take(id, "unprotected", at).await? {
             None => Ok(Take::Missing),
@@ -321,6 +389,7 @@ impl SecretStore for RedisStore {
         }
     }
 
+    #[tracing::instrument(name = "redis take", skip_all, fields(otel.name = "EVALSHA", otel.kind = "client", db.system = "redis", db.operation.name = "EVALSHA"))]
     async fn take(
         &self,
         id: &SecretId,
@@ -332,12 +401,14 @@ impl SecretStore for RedisStore {
             .transpose()
     }
 
+    #[tracing::instrument(name = "redis peek", skip_all, fields(otel.name = "GET", otel.kind = "client", db.system = "redis", db.operation.name = "GET"))]
     async fn peek(&self, id: &SecretId) -> Result<Option<SecretRecord>, StoreError> {
         let mut connection = self.connection.clone();
         let bytes: Option<Vec<u8>> = connection.get(record_key(id)).await.map_err(classify)?;
         bytes.map(decode_record).transpose()
     }
 
+    #[tracing::instrument(name = "redis burn", skip_all, fields(otel.name = "EVALSHA", otel.kind = "client", db.system = "redis", db.operation.name = "EVALSHA"))]
     async fn burn(&self, id: &SecretId, at: UnixSeconds) -> Result<bool, StoreError> {
         let mut connection = self.connection.clone();
         let burned: i64 = self
@@ -351,6 +422,7 @@ impl SecretStore for RedisStore {
         Ok(burned == 1)
     }
 
+    #[tracing::instrument(name = "redis fail_attempt", skip_all, fields(otel.name = "EVALSHA", otel.kind = "client", db.system = "redis", db.operation.name = "EVALSHA"))]
     async fn fail_attempt(
         &self,
         id: &SecretId,
@@ -375,6 +447,7 @@ impl SecretStore for RedisStore {
         })
     }
 
+    #[tracing::instrument(name = "redis rate_limit", skip_all, fields(otel.name = "EVALSHA", otel.kind = "client", db.system = "redis", db.operation.name = "EVALSHA"))]
     async fn rate_limit(
         &self,
         key: &RateKey,
@@ -400,6 +473,7 @@ impl SecretStore for RedisStore {
         })
     }
 
+    #[tracing::instrument(name = "redis recent", skip_all, fields(otel.name = "ZREVRANGEBYSCORE", otel.kind = "client", db.system = "redis", db.operation.name = "ZREVRANGEBYSCORE"))]
     async fn recent(
         &self,
         owner: &OwnerId,
@@ -419,6 +493,7 @@ impl SecretStore for RedisStore {
             .map_err(classify)
     }
 
+    #[tracing::instrument(name = "redis receipt", skip_all, fields(otel.name = "GET", otel.kind = "client", db.system = "redis", db.operation.name = "GET"))]
     async fn receipt(&self, id: &ReceiptId) -> Result<Option<StoredReceipt>, StoreError> {
         let mut connection = self.connection.clone();
         let pointer: Option<String> = connection.get(pointer_key(id)).await.map_err(classify)?;
@@ -456,6 +531,7 @@ impl SecretStore for RedisStore {
         }))
     }
 
+    #[tracing::instrument(name = "redis key_check", skip_all, fields(otel.name = "PIPELINE", otel.kind = "client", db.system = "redis", db.operation.name = "PIPELINE"))]
     async fn key_check(&self, proposed: Vec<u8>, replace: bool) -> Result<Vec<u8>, StoreError> {
         let mut connection = self.connection.clone();
         let mut set = redis::cmd("SET");
@@ -472,6 +548,7 @@ impl SecretStore for RedisStore {
         Ok(stored)
     }
 
+    #[tracing::instrument(name = "redis ping", skip_all, fields(otel.name = "PING", otel.kind = "client", db.system = "redis", db.operation.name = "PING"))]
     async fn ping(&self) -> Result<(), StoreError> {
         let mut connection = self.connection.clone();
         redis::cmd("PING")

@@ -1,0 +1,137 @@
+//! A [`SecretStore`] decorator that times every operation, counts failures, and counts secrets
+//! shared, revealed and burned where it happens: in the store, whatever the transport or path.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use burnbox_store::{
+    FailedAttempt, NewSecret, OwnerId, RateDecision, RateKey, ReceiptId, SecretId, SecretRecord,
+    SecretStore, StoreError, StoredReceipt, Take, UnixSeconds,
+};
+
+use crate::metrics::Metrics;
+
+/// `inner`, measured into `metrics`.
+pub struct MeteredStore {
+    inner: Arc<dyn SecretStore>,
+    metrics: Arc<Metrics>,
+}
+
+impl MeteredStore {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn SecretStore>, metrics: Arc<Metrics>) -> Self {
+        Self { inner, metrics }
+    }
+
+    async fn measure<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let started = Instant::now();
+        let result = call.await;
+        let error_kind = result.as_ref().err().map(|err| match err {
+            StoreError::Unavailable(_) => "unavailable",
+            StoreError::Internal(_) => "internal",
+        });
+        self.metrics
+            .store_operation(operation, started.elapsed(), error_kind);
+        result
+    }
+}
+
+#[async_trait]
+impl SecretStore for MeteredStore {
+    async fn create(&self, new: NewSecret) -> Result<(), StoreError> {
+        self.measure("create", self.inner.create(new)).await?;
+        self.metrics.secret("shared");
+        Ok(())
+    }
+
+    async fn take_unprotected(&self, id: &SecretId, now: UnixSeconds) -> Result<Take, StoreError> {
+        let take = self
+            .measure("take_unprotected", self.inner.take_unprotected(id, now))
+            .await?;
+        if matches!(take, Take::Taken(_)) {
+            self.metrics.secret("revealed");
+        }
+        Ok(take)
+    }
+
+    async fn take(
+        &self,
+        id: &SecretId,
+        now: UnixSeconds,
+    ) -> Result<Option<SecretRecord>, StoreError> {
+        let taken = self.measure("take", self.inner.take(id, now)).await?;
+        if taken.is_some() {
+            self.metrics.secret("revealed");
+        }
+        Ok(taken)
+    }
+
+    async fn peek(&self, id: &SecretId) -> Result<Option<SecretRecord>, StoreError> {
+        self.measure("peek", self.inner.peek(id)).await
+    }
+
+    async fn burn(&self, id: &SecretId, now: UnixSeconds) -> Result<bool, StoreError> {
+        let burned = self.measure("burn", self.inner.burn(id, now)).await?;
+        if burned {
+            self.metrics.secret("burned");
+        }
+        Ok(burned)
+    }
+
+    async fn fail_attempt(
+        &self,
+        id: &SecretId,
+        max_attempts: u32,
+        now: UnixSeconds,
+    ) -> Result<FailedAttempt, StoreError> {
+        let outcome = self
+            .measure(
+                "fail_attempt",
+                self.inner.fail_attempt(id, max_attempts, now),
+            )
+            .await?;
+        if outcome == FailedAttempt::Burned {
+            self.metrics.secret("burned");
+        }
+        Ok(outcome)
+    }
+
+    async fn rate_limit(
+        &self,
+        key: &RateKey,
+        limit: u32,
+        window: Duration,
+    ) -> Result<RateDecision, StoreError> {
+        self.measure("rate_limit", self.inner.rate_limit(key, limit, window))
+            .await
+    }
+
+    async fn receipt(&self, id: &ReceiptId) -> Result<Option<StoredReceipt>, StoreError> {
+        self.measure("receipt", self.inner.receipt(id)).await
+    }
+
+    async fn recent(
+        &self,
+        owner: &OwnerId,
+        since: UnixSeconds,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.measure("recent", self.inner.recent(owner, since, limit))
+            .await
+    }
+
+    async fn key_check(&self, proposed: Vec<u8>, replace: bool) -> Result<Vec<u8>, StoreError> {
+        self.measure("key_check", self.inner.key_check(proposed, replace))
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.measure("ping", self.inner.ping()).await
+    }
+}

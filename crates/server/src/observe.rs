@@ -1,0 +1,233 @@
+//! One server span and one metrics sample per request, on both transports. The span follows
+//! OpenTelemetry's semantic conventions (REST: `http.request.method`, `http.route` as the route
+//! template, never the concrete key, `http.response.status_code`; gRPC: `rpc.system`,
+//! `rpc.service`, `rpc.method`, `rpc.grpc.status_code`), joins the caller's trace, and is the
+//! parent of the core operation and Redis spans beneath it.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use poem::PathPattern;
+use poem::{Endpoint, IntoResponse, Request, Response};
+use poem_openapi::OperationId;
+use tracing::Instrument;
+use tracing::field::Empty;
+
+use crate::metrics::Metrics;
+use crate::telemetry::join_caller_trace;
+
+tokio::task_local! {
+    /// The error type of the request being served, set where errors meet the wire table.
+    static OUTCOME: Cell<Option<&'static str>>;
+}
+
+/// Notes the error type of the current request's answer (for its metrics sample). Outside a
+/// request it does nothing.
+pub fn record_error_type(error_type: &'static str) {
+    let _ = OUTCOME.try_with(|outcome| outcome.set(Some(error_type)));
+}
+
+/// Runs `serve` with a fresh outcome slot; returns its result and the recorded error type.
+async fn with_outcome<T>(serve: impl Future<Output = T>) -> (T, Option<&'static str>) {
+    OUTCOME
+        .scope(Cell::new(None), async move {
+            let result = serve.await;
+            (result, OUTCOME.with(Cell::get))
+        })
+        .await
+}
+
+/// The REST middleware: wraps the whole REST endpoint.
+pub struct ObserveRest<E> {
+    inner: E,
+    metrics: Arc<Metrics>,
+}
+
+impl<E> ObserveRest<E> {
+    /// Observes `inner` into `metrics`.
+    pub fn new(inner: E, metrics: Arc<Metrics>) -> Self {
+        Self { inner, metrics }
+    }
+}
+
+/// poem's route pattern (`/api/v1/secret/:key`) in OpenTelemetry's form (`/api/v1/secret/{key}`).
+fn route_template(pattern: &str) -> String {
+    pattern
+        .split('/')
+        .map(|segment| match segment.strip_prefix(':') {
+            Some(name) => format!("{{{name}}}"),
+            None => segment.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+impl<E: Endpoint> Endpoint for ObserveRest<E> {
+    type Output = Response;
+
+    async fn call(&self, request: Request) -> poem::Result<Response> {
+        let method = request.method().to_string();
+        let span = tracing::info_span!(
+            "HTTP request",
+            otel.name = %method,
+            otel.kind = "server",
+            otel.status_code = Empty,
+            http.request.method = %method,
+            http.route = Empty,
+            http.response.status_code = Empty,
+            url.scheme = "http",
+            trace_id = Empty,
+        );
+        join_caller_trace(&span, request.headers());
+        let started = Instant::now();
+        let (result, error_type) =
+            with_outcome(self.inner.call(request).instrument(span.clone())).await;
+        let response = result.map_or_else(poem::Error::into_response, IntoResponse::into_response);
+
+        let status = response.status();
+        span.record("http.response.status_code", status.as_u16());
+        if let Some(PathPattern(pattern)) = response.data::<PathPattern>() {
+            let route = route_template(pattern);
+            span.record("otel.name", format!("{method} {route}"));
+            span.record("http.route", route);
+        }
+        if status.is_server_error() {
+            span.record("otel.status_code", "ERROR");
+        }
+        let operation = response.data::<OperationId>().map_or("none", |id| id.0);
+        let outcome = error_type.unwrap_or(if status.is_success() { "ok" } else { "error" });
+        self.metrics
+            .request("rest", operation, outcome, started.elapsed());
+        Ok(response)
+    }
+}
+
+/// The gRPC layer (for `tonic::transport::Server::layer`).
+#[derive(Clone)]
+pub struct ObserveGrpcLayer {
+    metrics: Arc<Metrics>,
+}
+
+impl ObserveGrpcLayer {
+    /// Observes every gRPC service into `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self { metrics }
+    }
+}
+
+impl<S> tower::Layer<S> for ObserveGrpcLayer {
+    type Service = ObserveGrpc<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ObserveGrpc {
+            inner,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// The gRPC middleware service.
+#[derive(Clone)]
+pub struct ObserveGrpc<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+/// gRPC codes that make a server span an error (OpenTelemetry's rule for servers).
+fn is_server_error(code: tonic::Code) -> bool {
+    matches!(
+        code,
+        tonic::Code::Unknown
+            | tonic::Code::DeadlineExceeded
+            | tonic::Code::Unimplemented
+            | tonic::Code::Internal
+            | tonic::Code::Unavailable
+            | tonic::Code::DataLoss
+    )
+}
+
+impl<S, RequestBody, ResponseBody> tower::Service<http::Request<RequestBody>> for ObserveGrpc<S>
+where
+    S: tower::Service<http::Request<RequestBody>, Response = http::Response<ResponseBody>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    RequestBody: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<RequestBody>) -> Self::Future {
+        // The clone that was polled ready serves this request; a fresh clone waits for the next.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let metrics = self.metrics.clone();
+        let path = request.uri().path().trim_start_matches('/').to_owned();
+        let (service, method) = path.split_once('/').unwrap_or((path.as_str(), ""));
+        let span = tracing::info_span!(
+            "gRPC request",
+            otel.name = %path,
+            otel.kind = "server",
+            otel.status_code = Empty,
+            rpc.system = "grpc",
+            rpc.service = %service,
+            rpc.method = %method,
+            rpc.grpc.status_code = Empty,
+            trace_id = Empty,
+        );
+        join_caller_trace(&span, request.headers());
+        let method = method.to_owned();
+        Box::pin(async move {
+            let started = Instant::now();
+            let (result, error_type) =
+                with_outcome(inner.call(request).instrument(span.clone())).await;
+            if let Ok(response) = &result {
+                // Errors travel "trailers-only", in the headers; a success has no status there.
+                let code = response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|value| value.to_str().ok()?.parse::<i32>().ok())
+                    .map_or(tonic::Code::Ok, tonic::Code::from_i32);
+                span.record("rpc.grpc.status_code", code as i32);
+                if is_server_error(code) {
+                    span.record("otel.status_code", "ERROR");
+                }
+                let outcome = match (error_type, code) {
+                    (Some(error_type), _) => error_type,
+                    (None, tonic::Code::Ok) => "ok",
+                    (None, _) => "error",
+                };
+                metrics.request("grpc", &method, outcome, started.elapsed());
+            }
+            result
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_templates_use_braces() {
+        assert_eq!(
+            route_template("/api/v1/secret/:key"),
+            "/api/v1/secret/{key}"
+        );
+        assert_eq!(
+            route_template("/api/v1/private/:metadata_key/burn"),
+            "/api/v1/private/{metadata_key}/burn"
+        );
+        assert_eq!(route_template("/api/v1/status"), "/api/v1/status");
+    }
+}
