@@ -200,6 +200,7 @@ impl Application {
                 ObserveRest::new(
                     rest::endpoint(self.secrets.clone(), self.gate.clone()),
                     self.metrics.clone(),
+                    rest::path_parameters(),
                 ),
                 stop.clone().cancelled_owned(),
                 Some(grace),

@@ -5,17 +5,20 @@
 //! parent of the core operation and Redis spans beneath it.
 
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use opentelemetry::trace::TraceContextExt;
 use poem::PathPattern;
 use poem::{Endpoint, IntoResponse, Request, Response};
 use poem_openapi::OperationId;
 use tracing::Instrument;
 use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::metrics::Metrics;
 use crate::telemetry::join_caller_trace;
@@ -45,21 +48,37 @@ async fn with_outcome<T>(serve: impl Future<Output = T>) -> (T, Option<&'static 
 pub struct ObserveRest<E> {
     inner: E,
     metrics: Arc<Metrics>,
+    path_parameters: HashMap<&'static str, Vec<String>>,
 }
 
 impl<E> ObserveRest<E> {
-    /// Observes `inner` into `metrics`.
-    pub fn new(inner: E, metrics: Arc<Metrics>) -> Self {
-        Self { inner, metrics }
+    /// Observes `inner` into `metrics`; `path_parameters` names each operation's parameters.
+    pub fn new(
+        inner: E,
+        metrics: Arc<Metrics>,
+        path_parameters: HashMap<&'static str, Vec<String>>,
+    ) -> Self {
+        Self {
+            inner,
+            metrics,
+            path_parameters,
+        }
     }
 }
 
-/// poem's route pattern (`/api/v1/secret/:key`) in OpenTelemetry's form (`/api/v1/secret/{key}`).
-fn route_template(pattern: &str) -> String {
+/// poem's route pattern, whose parameters poem-openapi numbers (`/api/v1/secret/:param0`), as an
+/// OpenTelemetry route template with the parameters' names (`/api/v1/secret/{key}`).
+fn route_template(pattern: &str, names: &[String]) -> String {
     pattern
         .split('/')
         .map(|segment| match segment.strip_prefix(':') {
-            Some(name) => format!("{{{name}}}"),
+            Some(param) => {
+                let name = param
+                    .strip_prefix("param")
+                    .and_then(|index| names.get(index.parse::<usize>().ok()?))
+                    .map_or(param, String::as_str);
+                format!("{{{name}}}")
+            }
             None => segment.to_owned(),
         })
         .collect::<Vec<_>>()
@@ -90,15 +109,22 @@ impl<E: Endpoint> Endpoint for ObserveRest<E> {
 
         let status = response.status();
         span.record("http.response.status_code", status.as_u16());
+        let operation = response.data::<OperationId>().map_or("none", |id| id.0);
         if let Some(PathPattern(pattern)) = response.data::<PathPattern>() {
-            let route = route_template(pattern);
-            span.record("otel.name", format!("{method} {route}"));
+            let names = self
+                .path_parameters
+                .get(operation)
+                .map_or(&[][..], Vec::as_slice);
+            let route = route_template(pattern, names);
+            // The span started before routing knew the route: rename it now.
+            span.context()
+                .span()
+                .update_name(format!("{method} {route}"));
             span.record("http.route", route);
         }
         if status.is_server_error() {
             span.record("otel.status_code", "ERROR");
         }
-        let operation = response.data::<OperationId>().map_or("none", |id| id.0);
         let outcome = error_type.unwrap_or(if status.is_success() { "ok" } else { "error" });
         self.metrics
             .request("rest", operation, outcome, started.elapsed());
@@ -219,15 +245,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn route_templates_use_braces() {
+    fn route_templates_name_their_parameters() {
+        let key = ["key".to_owned()];
         assert_eq!(
-            route_template("/api/v1/secret/:key"),
+            route_template("/api/v1/secret/:param0", &key),
             "/api/v1/secret/{key}"
         );
+        let metadata_key = ["metadata_key".to_owned()];
         assert_eq!(
-            route_template("/api/v1/private/:metadata_key/burn"),
-            "/api/v1/private/{metadata_key}/burn"
+            route_template("/api/v1/receipt/:param0/burn", &metadata_key),
+            "/api/v1/receipt/{metadata_key}/burn"
         );
-        assert_eq!(route_template("/api/v1/status"), "/api/v1/status");
+        assert_eq!(route_template("/api/v1/status", &[]), "/api/v1/status");
+        assert_eq!(route_template("/x/:param3", &[]), "/x/{param3}");
     }
 }

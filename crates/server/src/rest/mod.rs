@@ -293,7 +293,7 @@ impl RestApi {
     }
 
     /// Alias of share.
-    #[oai(path = "/create", method = "post", hidden)]
+    #[oai(path = "/create", method = "post", operation_id = "share", hidden)]
     async fn create(
         &self,
         origin: RequestOrigin,
@@ -351,13 +351,23 @@ impl RestApi {
     }
 
     /// Alias of recent.
-    #[oai(path = "/receipt/recent", method = "get", hidden)]
+    #[oai(
+        path = "/receipt/recent",
+        method = "get",
+        operation_id = "recent",
+        hidden
+    )]
     async fn recent_via_receipt(&self, origin: RequestOrigin) -> ApiResult<Vec<ReceiptBody>> {
         self.do_recent(origin).await
     }
 
     /// Alias of recent.
-    #[oai(path = "/metadata/recent", method = "get", hidden)]
+    #[oai(
+        path = "/metadata/recent",
+        method = "get",
+        operation_id = "recent",
+        hidden
+    )]
     async fn recent_via_metadata(&self, origin: RequestOrigin) -> ApiResult<Vec<ReceiptBody>> {
         self.do_recent(origin).await
     }
@@ -379,7 +389,12 @@ impl RestApi {
     }
 
     /// Alias of receipt.
-    #[oai(path = "/private/:metadata_key", method = "get", hidden)]
+    #[oai(
+        path = "/private/:metadata_key",
+        method = "get",
+        operation_id = "receipt",
+        hidden
+    )]
     async fn receipt_via_get(
         &self,
         origin: RequestOrigin,
@@ -393,6 +408,7 @@ impl RestApi {
         path = "/receipt/:metadata_key",
         method = "get",
         method = "post",
+        operation_id = "receipt",
         hidden
     )]
     async fn receipt_via_receipt(
@@ -408,6 +424,7 @@ impl RestApi {
         path = "/metadata/:metadata_key",
         method = "get",
         method = "post",
+        operation_id = "receipt",
         hidden
     )]
     async fn receipt_via_metadata(
@@ -435,7 +452,12 @@ impl RestApi {
     }
 
     /// Alias of burn.
-    #[oai(path = "/receipt/:metadata_key/burn", method = "post", hidden)]
+    #[oai(
+        path = "/receipt/:metadata_key/burn",
+        method = "post",
+        operation_id = "burn",
+        hidden
+    )]
     async fn burn_via_receipt(
         &self,
         origin: RequestOrigin,
@@ -446,7 +468,12 @@ impl RestApi {
     }
 
     /// Alias of burn.
-    #[oai(path = "/metadata/:metadata_key/burn", method = "post", hidden)]
+    #[oai(
+        path = "/metadata/:metadata_key/burn",
+        method = "post",
+        operation_id = "burn",
+        hidden
+    )]
     async fn burn_via_metadata(
         &self,
         origin: RequestOrigin,
@@ -455,6 +482,26 @@ impl RestApi {
     ) -> ApiResult<BurnBody> {
         self.do_burn(origin, metadata_key, body).await
     }
+}
+
+/// For each operation id, the names of its path parameters in order (from the OpenAPI
+/// document), so request spans can name routes as templates: `/api/v1/secret/{key}`.
+pub fn path_parameters() -> std::collections::HashMap<&'static str, Vec<String>> {
+    <RestApi as OpenApi>::meta()
+        .into_iter()
+        .flat_map(|api| api.paths)
+        .flat_map(|path| {
+            let names: Vec<String> = path
+                .path
+                .split('/')
+                .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+                .map(str::to_owned)
+                .collect();
+            path.operations
+                .into_iter()
+                .filter_map(move |operation| Some((operation.operation_id?, names.clone())))
+        })
+        .collect()
 }
 
 /// The OpenAPI service (routes plus the spec they imply).
