@@ -4,8 +4,9 @@
 //! Set `BURNBOX_TEST_REDIS_URL` to use an existing Redis instead of starting one (tests that stop
 //! and restart Redis always start their own).
 
+pub mod conformance;
+
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,145 @@ use tonic::transport::Channel;
 /// A master key for tests (base64 of 32 bytes).
 pub fn test_master_key() -> String {
     base64::engine::general_purpose::STANDARD.encode([7u8; 32])
+}
+
+/// Starts `redis-server` on `port` with its files in `dir`, persisting nothing, and waits until
+/// it accepts connections. `None` if it exited (the port was taken) or never came up.
+fn spawn_redis(port: u16, dir: &std::path::Path, extra_args: &[&str]) -> Option<Child> {
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .arg("--logfile")
+        .arg(dir.join(format!("redis-{port}.log")))
+        .args(extra_args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => panic!(
+            "redis-server is not installed or not on PATH; the tests need it. \
+             Install it (Debian/Ubuntu: `apt-get install redis-server`, macOS: `brew install redis`) \
+             or point BURNBOX_TEST_REDIS_URL at a running Redis."
+        ),
+        Err(err) => panic!("cannot run redis-server: {err}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return None;
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(child);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// A three-node Redis Cluster (no replicas) of `redis-server` children on free loopback ports,
+/// created with `redis-cli --cluster create`. Killed when dropped.
+pub struct TestRedisCluster {
+    ports: Vec<u16>,
+    children: Vec<Child>,
+    _dir: tempfile::TempDir,
+}
+
+/// A free port whose cluster bus port (+10000) is free too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port <= 55_535 && StdTcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+impl TestRedisCluster {
+    /// Starts three nodes and joins them into one cluster covering all 16384 slots.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut ports = Vec::new();
+        let mut children = Vec::new();
+        while children.len() < 3 {
+            let port = free_cluster_port();
+            let config = format!("nodes-{port}.conf");
+            let args = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                &config,
+                "--cluster-node-timeout",
+                "5000",
+            ];
+            if let Some(child) = spawn_redis(port, dir.path(), &args) {
+                ports.push(port);
+                children.push(child);
+            }
+        }
+        let cluster = Self {
+            ports,
+            children,
+            _dir: dir,
+        };
+        let nodes: Vec<String> = cluster
+            .ports
+            .iter()
+            .map(|port| format!("127.0.0.1:{port}"))
+            .collect();
+        let created = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&nodes)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli (it comes with redis-server) runs");
+        assert!(
+            created.status.success(),
+            "cluster create failed: {}",
+            String::from_utf8_lossy(&created.stdout)
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = cluster.ports.iter().all(|port| {
+                Command::new("redis-cli")
+                    .args(["-p", &port.to_string(), "cluster", "info"])
+                    .output()
+                    .is_ok_and(|info| {
+                        String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok")
+                    })
+            });
+            if ready {
+                return cluster;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the Redis Cluster did not become ready"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The node URLs.
+    pub fn urls(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .map(|port| format!("redis://127.0.0.1:{port}/"))
+            .collect()
+    }
+}
+
+impl Drop for TestRedisCluster {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 /// A `redis-server` child process on a free loopback port, in its own temp dir, persisting
@@ -72,43 +212,13 @@ impl TestRedis {
     }
 
     fn spawn(&mut self) -> bool {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .arg("--logfile")
-            .arg(self.log_path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let mut child = match child {
-            Ok(child) => child,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => panic!(
-                "redis-server is not installed or not on PATH; the tests need it. \
-                 Install it (Debian/Ubuntu: `apt-get install redis-server`, macOS: `brew install redis`) \
-                 or point BURNBOX_TEST_REDIS_URL at a running Redis."
-            ),
-            Err(err) => panic!("cannot run redis-server: {err}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return false;
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+        match spawn_redis(self.port, self.dir.path(), &[]) {
+            Some(child) => {
                 self.child = Some(child);
-                return true;
+                true
             }
-            std::thread::sleep(Duration::from_millis(10));
+            None => false,
         }
-        let _ = child.kill();
-        let _ = child.wait();
-        false
-    }
-
-    fn log_path(&self) -> PathBuf {
-        self.dir.path().join("redis.log")
     }
 
     /// The URL to connect to.

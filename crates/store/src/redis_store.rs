@@ -327,24 +327,12 @@ impl SecretStore for RedisStore {
     async fn create(&self, new: NewSecret) -> Result<(), StoreError> {
         let receipt = receipt_key(&new.secret_id);
         let receipt_ms = millis(new.receipt_ttl);
-        let mut connection = self.connection.clone();
-        // One round trip; the record and receipt share a slot, the pointer and index their own.
-        let mut pipe = redis::pipe();
-        if let Some(recent) = new.recent {
-            let index = recent_key(&recent.owner);
-            let score = now_micros();
-            let retain_micros = i64::try_from(recent.retain.as_micros()).unwrap_or(i64::MAX);
-            pipe.zadd(&index, recent.sealed, score)
-                .ignore()
-                .cmd("ZREMRANGEBYSCORE")
-                .arg(&index)
-                .arg("-inf")
-                .arg(format!("({}", score.saturating_sub(retain_micros)))
-                .ignore()
-                .pexpire(&index, millis(recent.retain) as i64)
-                .ignore();
-        }
-        pipe.cmd("SET")
+        // One pipeline per slot (a cluster refuses pipelines across slots): the record and its
+        // receipt share one, the pointer and the recent index have their own. They are sent
+        // together on the multiplexed connection, so this is still about one round trip.
+        let mut secret = redis::pipe();
+        secret
+            .cmd("SET")
             .arg(record_key(&new.secret_id))
             .arg(encode_record(new.record))
             .arg("PX")
@@ -360,16 +348,47 @@ impl SecretStore for RedisStore {
             )
             .ignore()
             .pexpire(&receipt, receipt_ms as i64)
-            .ignore()
-            .cmd("SET")
+            .ignore();
+        let mut pointer = redis::cmd("SET");
+        pointer
             .arg(pointer_key(&new.receipt_id))
             .arg(new.secret_id.to_hex())
             .arg("PX")
-            .arg(receipt_ms)
-            .ignore()
-            .exec_async(&mut connection)
-            .await
-            .map_err(classify)
+            .arg(receipt_ms);
+        let mut index = redis::pipe();
+        if let Some(recent) = new.recent {
+            let key = recent_key(&recent.owner);
+            let score = now_micros();
+            let retain_micros = i64::try_from(recent.retain.as_micros()).unwrap_or(i64::MAX);
+            index
+                .zadd(&key, recent.sealed, score)
+                .ignore()
+                .cmd("ZREMRANGEBYSCORE")
+                .arg(&key)
+                .arg("-inf")
+                .arg(format!("({}", score.saturating_sub(retain_micros)))
+                .ignore()
+                .pexpire(&key, millis(recent.retain) as i64)
+                .ignore();
+        }
+        let (mut for_secret, mut for_pointer, mut for_index) = (
+            self.connection.clone(),
+            self.connection.clone(),
+            self.connection.clone(),
+        );
+        tokio::try_join!(
+            secret.exec_async(&mut for_secret),
+            pointer.exec_async(&mut for_pointer),
+            async {
+                if index.is_empty() {
+                    Ok(())
+                } else {
+                    index.exec_async(&mut for_index).await
+                }
+            },
+        )
+        .map(drop)
+        .map_err(classify)
     }
 
     #[tracing::instrument(name = "redis take_unprotected", skip_all, fields(otel.name = "EVALSHA", otel.kind = "client", db.system = "redis", db.operation.name = "EVALSHA"))]

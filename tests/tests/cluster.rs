@@ -1,0 +1,113 @@
+//! Redis Cluster: the store conformance suite and the service end to end against a real
+//! three-node cluster that the harness starts, so every atomic operation stays in one slot.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use burnbox_store::{RedisConfig, RedisStore, RedisTopology};
+use burnbox_tests::conformance::conformance;
+use burnbox_tests::{
+    ALICE, Backend, TestRedisCluster, TestServer, basic_auth, grpc_reveal_request, json_of,
+    rest_reveal, rest_share, test_master_key,
+};
+use reqwest::StatusCode;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_conforms_on_a_redis_cluster() {
+    let cluster = TestRedisCluster::start();
+    let store = RedisStore::connect(&RedisConfig {
+        topology: RedisTopology::Cluster(cluster.urls()),
+        timeout: Duration::from_secs(2),
+    })
+    .await
+    .expect("connect to the cluster");
+    conformance(Arc::new(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_runs_on_a_redis_cluster() {
+    let cluster = TestRedisCluster::start();
+    let nodes = cluster.urls();
+    let server = TestServer::start_with_customers(Backend::Memory, |config| {
+        config.redis_cluster_nodes = nodes;
+        config.master_key = Some(test_master_key());
+        config.passphrase_max_attempts = 2;
+        config.rate_limit_create = 50;
+    })
+    .await;
+    let mut client = server.grpc().await;
+    let alice = basic_auth(ALICE.0, ALICE.1);
+
+    let mut metadata_keys = Vec::new();
+    for index in 0..10 {
+        let secret = format!("clustered secret {index}");
+        let request = server
+            .http
+            .post(server.api("/share"))
+            .header("authorization", &alice)
+            .form(&[("secret", &secret)]);
+        let (status, shared) = json_of(request.send().await.expect("share")).await;
+        assert_eq!(status, StatusCode::OK, "{shared}");
+        metadata_keys.push(shared["metadata_key"].as_str().expect("key").to_owned());
+        let key = shared["secret_key"].as_str().expect("key");
+        let revealed = client
+            .reveal_secret(grpc_reveal_request(key, None))
+            .await
+            .expect("reveal")
+            .into_inner();
+        assert_eq!(revealed.value, secret);
+        assert_eq!(
+            rest_reveal(&server, key, None).await.0,
+            StatusCode::NOT_FOUND
+        );
+    }
+    let (status, recent) = json_of(
+        server
+            .http
+            .get(server.api("/private/recent"))
+            .header("authorization", &alice)
+            .send()
+            .await
+            .expect("recent"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let listed: Vec<&str> = recent
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|receipt| receipt["metadata_key"].as_str())
+        .collect();
+    metadata_keys.reverse();
+    assert_eq!(listed, metadata_keys);
+    assert!(
+        recent
+            .as_array()
+            .expect("list")
+            .iter()
+            .all(|receipt| receipt["state"] == "received")
+    );
+
+    // Passphrase attempts and burns: scripts over the record, receipt and counter of one slot.
+    let (_, guarded) = rest_share(&server, &[("secret", "guarded"), ("passphrase", "right")]).await;
+    let key = guarded["secret_key"].as_str().expect("key");
+    assert_eq!(
+        rest_reveal(&server, key, Some("wrong")).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        rest_reveal(&server, key, Some("wrong")).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        rest_reveal(&server, key, Some("right")).await.0,
+        StatusCode::NOT_FOUND,
+        "burned after 2 failures"
+    );
+    let receipt_url = server.api(&format!(
+        "/private/{}",
+        guarded["metadata_key"].as_str().expect("key")
+    ));
+    let (_, receipt) = json_of(server.http.get(receipt_url).send().await.expect("receipt")).await;
+    assert_eq!(receipt["state"], "burned");
+}

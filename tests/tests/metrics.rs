@@ -1,0 +1,144 @@
+//! Metrics: `/metrics` on the admin port counts requests by transport, operation and outcome,
+//! secrets shared, revealed and burned, store latency and errors, and rate-limit rejections.
+
+use burnbox_spec::v1 as pb;
+use burnbox_tests::{Backend, TestRedis, TestServer, grpc_reveal_request, rest_reveal, rest_share};
+use reqwest::StatusCode;
+
+async fn metrics(server: &TestServer) -> String {
+    let response = server
+        .http
+        .get(format!("{}/metrics", server.admin_base))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(response.status(), StatusCode::OK);
+    let content_type = response.headers().get("content-type").cloned();
+    assert!(content_type.is_some_and(|value| value.as_bytes().starts_with(b"text/plain")));
+    response.text().await.expect("metrics text")
+}
+
+/// The value of the sample `name{labels}` (labels in the order Prometheus prints them).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_secrets_store_and_limits() {
+    let mut server = TestServer::start_with(Backend::Redis(TestRedis::start_own()), |config| {
+        config.rate_limit_create = 3;
+    })
+    .await;
+    let mut client = server.grpc().await;
+
+    let (_, first) = rest_share(&server, &[("secret", "one")]).await;
+    let (_, second) = rest_share(&server, &[("secret", "two")]).await;
+    let first_key = first["secret_key"].as_str().expect("key");
+    assert_eq!(
+        rest_reveal(&server, first_key, None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        rest_reveal(&server, first_key, None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    client
+        .reveal_secret(grpc_reveal_request(first_key, None))
+        .await
+        .expect_err("gone");
+    let burn = pb::BurnSecretRequest {
+        metadata_key: second["metadata_key"].as_str().expect("key").to_owned(),
+        passphrase: None,
+    };
+    client.burn_secret(burn).await.expect("burn");
+    let shared = client
+        .share_secret(burnbox_tests::grpc_share_request("three"))
+        .await
+        .expect("share");
+    client
+        .reveal_secret(grpc_reveal_request(
+            &shared.into_inner().secret_key.expect("key"),
+            None,
+        ))
+        .await
+        .expect("reveal");
+    assert_eq!(
+        rest_share(&server, &[("secret", "four")]).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    let text = metrics(&server).await;
+    let count = |series: &str| {
+        sample(&text, series).unwrap_or_else(|| panic!("no sample {series} in\n{text}"))
+    };
+    assert_eq!(
+        count(r#"burnbox_requests_total{operation="share",outcome="ok",transport="rest"}"#),
+        2.0
+    );
+    assert_eq!(
+        count(
+            r#"burnbox_requests_total{operation="share",outcome="RateLimited",transport="rest"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        count(r#"burnbox_requests_total{operation="reveal",outcome="ok",transport="rest"}"#),
+        1.0
+    );
+    assert_eq!(
+        count(r#"burnbox_requests_total{operation="reveal",outcome="NotFound",transport="rest"}"#),
+        1.0
+    );
+    assert_eq!(
+        count(
+            r#"burnbox_requests_total{operation="RevealSecret",outcome="NotFound",transport="grpc"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        count(r#"burnbox_requests_total{operation="RevealSecret",outcome="ok",transport="grpc"}"#),
+        1.0
+    );
+    assert_eq!(
+        count(r#"burnbox_requests_total{operation="BurnSecret",outcome="ok",transport="grpc"}"#),
+        1.0
+    );
+    assert_eq!(
+        count(r#"burnbox_request_duration_seconds_count{operation="reveal",transport="rest"}"#),
+        2.0
+    );
+    assert_eq!(count(r#"burnbox_secrets_total{event="shared"}"#), 3.0);
+    assert_eq!(count(r#"burnbox_secrets_total{event="revealed"}"#), 2.0);
+    assert_eq!(count(r#"burnbox_secrets_total{event="burned"}"#), 1.0);
+    assert_eq!(count(r#"burnbox_rate_limited_total{class="create"}"#), 1.0);
+    assert!(
+        count(r#"burnbox_store_operation_duration_seconds_count{operation="take_unprotected"}"#)
+            >= 3.0
+    );
+
+    server.backend.test_redis().expect("redis").stop();
+    assert_eq!(
+        rest_reveal(&server, first_key, None).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let text = metrics(&server).await;
+    assert!(
+        text.lines()
+            .any(|line| line.starts_with("burnbox_store_errors_total{")
+                && line.contains(r#"kind="unavailable""#)),
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            r#"burnbox_requests_total{operation="reveal",outcome="Unavailable",transport="rest"}"#
+        ) == Some(1.0),
+        "{text}"
+    );
+}
