@@ -167,6 +167,7 @@ pub struct TestRedis {
     dir: tempfile::TempDir,
     child: Option<Child>,
     external_url: Option<String>,
+    extra_args: &'static [&'static str],
 }
 
 fn free_port() -> u16 {
@@ -185,6 +186,7 @@ impl TestRedis {
                 dir: tempfile::tempdir().expect("temp dir"),
                 child: None,
                 external_url: Some(url),
+                extra_args: &[],
             },
             _ => Self::start_own(),
         }
@@ -192,11 +194,22 @@ impl TestRedis {
 
     /// Always a fresh redis-server owned by this test (for tests that stop and restart it).
     pub fn start_own() -> Self {
+        Self::start_with_args(&[])
+    }
+
+    /// A fresh redis-server that keeps its data across [`TestRedis::restart`]: every write is
+    /// in the append-only file before Redis answers (`appendfsync always`).
+    pub fn start_durable() -> Self {
+        Self::start_with_args(&["--appendonly", "yes", "--appendfsync", "always"])
+    }
+
+    fn start_with_args(extra_args: &'static [&'static str]) -> Self {
         let mut redis = Self {
             port: 0,
             dir: tempfile::tempdir().expect("temp dir"),
             child: None,
             external_url: None,
+            extra_args,
         };
         // A port picked free can be taken before redis binds it: retry with another.
         for _ in 0..5 {
@@ -212,7 +225,7 @@ impl TestRedis {
     }
 
     fn spawn(&mut self) -> bool {
-        match spawn_redis(self.port, self.dir.path(), &[]) {
+        match spawn_redis(self.port, self.dir.path(), self.extra_args) {
             Some(child) => {
                 self.child = Some(child);
                 true
@@ -237,7 +250,7 @@ impl TestRedis {
         }
     }
 
-    /// Starts the server again on the same port, empty.
+    /// Starts the server again on the same port (empty, unless started durable).
     pub fn restart(&mut self) {
         self.stop();
         assert!(
