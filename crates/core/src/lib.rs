@@ -5,6 +5,8 @@
 
 mod crypto;
 mod error;
+#[cfg(test)]
+mod fuzz;
 mod keys;
 mod model;
 mod passphrase;

@@ -69,7 +69,10 @@ fn seconds_left(duration: Duration) -> i64 {
     seconds(duration) + i64::from(duration.subsec_nanos() > 0)
 }
 
-fn encode_record(passphrase_hash: Option<&str>, value: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
+pub(crate) fn encode_record(
+    passphrase_hash: Option<&str>,
+    value: &str,
+) -> Result<Zeroizing<Vec<u8>>, Error> {
     let hash = passphrase_hash.unwrap_or_default().as_bytes();
     let hash_len =
         u16::try_from(hash.len()).map_err(|_| Error::internal("passphrase hash too long"))?;
@@ -82,12 +85,12 @@ fn encode_record(passphrase_hash: Option<&str>, value: &str) -> Result<Zeroizing
 }
 
 /// The opened record: the passphrase hash (if any) and the value.
-struct OpenedRecord {
-    passphrase_hash: Option<String>,
-    value: Zeroizing<String>,
+pub(crate) struct OpenedRecord {
+    pub(crate) passphrase_hash: Option<String>,
+    pub(crate) value: Zeroizing<String>,
 }
 
-fn decode_record(plain: &[u8]) -> Result<OpenedRecord, Error> {
+pub(crate) fn decode_record(plain: &[u8]) -> Result<OpenedRecord, Error> {
     let malformed = || Error::internal("secret record is malformed");
     let (&RECORD_V1, rest) = plain.split_first().ok_or_else(malformed)? else {
         return Err(malformed());

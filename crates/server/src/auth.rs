@@ -245,4 +245,19 @@ mod tests {
             assert!(!problem.contains("secret"), "{problem}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_authorization_values_are_refused(value in ".{0,200}") {
+            let auth = authenticator("alice:plain-token\n", true);
+            proptest::prop_assert!(auth.caller(Some(&value)).is_err());
+        }
+
+        #[test]
+        fn only_the_right_token_passes(token in "[ -~]{1,40}") {
+            let auth = authenticator("alice:plain-token\n", true);
+            let accepted = auth.caller(Some(&basic(&format!("alice:{token}")))).is_ok();
+            proptest::prop_assert_eq!(accepted, token == "plain-token");
+        }
+    }
 }

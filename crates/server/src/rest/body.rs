@@ -262,4 +262,31 @@ mod tests {
         assert!(!err.message().contains("hunter2"));
         assert!(parse::<Fields>(None, b"secret=x").is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_body_is_an_answer_not_a_panic(
+            content_type in proptest::option::of("[ -~]{0,40}"),
+            bytes in proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..300),
+        ) {
+            let _ = parse::<Fields>(content_type.as_deref(), &bytes);
+        }
+
+        #[test]
+        fn forms_carry_any_text_and_integer(secret in ".{1,100}", ttl in proptest::arbitrary::any::<i64>()) {
+            let body = serde_urlencoded::to_string([("secret", secret.clone()), ("ttl", ttl.to_string())])
+                .expect("encodes");
+            let fields: Fields = parse(Some(FORM), body.as_bytes()).expect("decodes");
+            proptest::prop_assert_eq!(fields.secret, Some(secret));
+            proptest::prop_assert_eq!(fields.ttl.map(|field| field.value("ttl").ok()), Some(Some(ttl)));
+        }
+
+        #[test]
+        fn json_carries_any_text_and_integer(secret in ".{1,100}", ttl in proptest::arbitrary::any::<i64>()) {
+            let body = serde_json::json!({"secret": secret, "ttl": ttl}).to_string();
+            let fields: Fields = parse(Some(JSON), body.as_bytes()).expect("decodes");
+            proptest::prop_assert_eq!(fields.secret, Some(secret));
+            proptest::prop_assert_eq!(fields.ttl.map(|field| field.value("ttl").ok()), Some(Some(ttl)));
+        }
+    }
 }
