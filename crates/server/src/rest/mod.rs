@@ -33,15 +33,21 @@ pub const API_PREFIX: &str = "/api/v1";
 /// Fields of a share request.
 #[derive(Object, serde::Deserialize, Default)]
 pub struct ShareForm {
-    /// The value to keep secret (required; at most the server's max secret size).
-    secret: Option<String>,
+    /// The value to keep secret: at most the server's BURNBOX_MAX_SECRET_BYTES (64 KiB by
+    /// default). A missing or empty secret is a 422.
+    #[serde(default)]
+    #[oai(validator(min_length = 1))]
+    secret: String,
     /// A passphrase the recipient must give to reveal the secret.
+    #[oai(validator(max_length = 128))]
     passphrase: Option<String>,
-    /// Seconds until the secret expires unread.
+    /// Seconds until the secret expires unread: from 60 to the server's BURNBOX_MAX_TTL
+    /// (30 days by default, the maximum shown).
+    #[oai(validator(minimum(value = "60"), maximum(value = "2592000")))]
     ttl: Option<IntField>,
     /// Email delivery is not supported: any non-empty value is refused (422).
     #[serde(default, deserialize_with = "one_or_many")]
-    #[oai(default)]
+    #[oai(default, validator(max_items = 0))]
     recipient: Vec<String>,
     /// Only the server's own share domain is accepted.
     share_domain: Option<String>,
@@ -51,10 +57,14 @@ pub struct ShareForm {
 #[derive(Object, serde::Deserialize, Default)]
 pub struct GenerateForm {
     /// A passphrase the recipient must give to reveal the password.
+    #[oai(validator(max_length = 128))]
     passphrase: Option<String>,
-    /// Seconds until the password expires unread.
+    /// Seconds until the password expires unread: from 60 to the server's BURNBOX_MAX_TTL
+    /// (30 days by default, the maximum shown).
+    #[oai(validator(minimum(value = "60"), maximum(value = "2592000")))]
     ttl: Option<IntField>,
-    /// Length of the generated password (4 to 128, default 12).
+    /// Length of the generated password (default 12).
+    #[oai(validator(minimum(value = "4"), maximum(value = "128")))]
     length: Option<IntField>,
 }
 
@@ -210,7 +220,7 @@ impl RestApi {
             .admit(&origin.0, Access::Open, ActionClass::Create)
             .await?;
         let input = ShareInput {
-            secret: form.secret,
+            secret: Some(form.secret),
             passphrase: form.passphrase,
             ttl: form.ttl.map(|ttl| ttl.value("ttl")).transpose()?,
             recipient: form.recipient,
