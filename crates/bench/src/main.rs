@@ -4,7 +4,8 @@
 //! shares over REST; reveals over REST (HTTP/1.1 keep-alive) and over gRPC (HTTP/2, a few
 //! connections), each on secrets created beforehand (untimed: a secret reveals only once); and
 //! the baseline, raw `GETDEL` on the same Redis. It prints throughput, latency percentiles,
-//! errors and each reveal's throughput as a ratio of the baseline's, as a table or as JSON.
+//! errors and each reveal's throughput as a ratio of the baseline's, as a table or as JSON. It
+//! exits non-zero when any measured request failed.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -465,5 +466,10 @@ async fn main() -> std::process::ExitCode {
         }
     }
     report(&args, &results);
+    let errors: usize = results.iter().map(|measured| measured.errors).sum();
+    if errors > 0 {
+        eprintln!("burnbox-bench: {errors} requests failed");
+        return std::process::ExitCode::FAILURE;
+    }
     std::process::ExitCode::SUCCESS
 }
