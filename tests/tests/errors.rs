@@ -306,3 +306,60 @@ async fn framework_errors_use_the_documented_body() {
         assert_rest_error(&answer, kind, None);
     }
 }
+
+#[tokio::test]
+async fn error_ids_are_the_callers_trace_id() {
+    let server = TestServer::start(Backend::Memory).await;
+    let trace_id = "5e1e5e1e5e1e5e1e5e1e5e1e5e1e5e1e";
+    let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
+    let answer = json_of(
+        server
+            .http
+            .post(server.api("/secret/unknown"))
+            .header("traceparent", &traceparent)
+            .send()
+            .await
+            .expect("reveal"),
+    )
+    .await;
+    assert_rest_error(&answer, ErrorKind::NotFound, None);
+    assert_eq!(answer.1["error_id"], trace_id);
+
+    let mut request = tonic::Request::new(burnbox_tests::grpc_reveal_request("unknown", None));
+    request
+        .metadata_mut()
+        .insert("traceparent", traceparent.parse().expect("ASCII"));
+    let status = server
+        .grpc()
+        .await
+        .reveal_secret(request)
+        .await
+        .expect_err("unknown");
+    use tonic_types::StatusExt;
+    let error_id = status
+        .get_error_details()
+        .error_info()
+        .and_then(|info| info.metadata.get("error_id").cloned());
+    assert_eq!(error_id.as_deref(), Some(trace_id));
+
+    // Without a traceparent every request has a trace of its own.
+    let first = json_of(
+        server
+            .http
+            .post(server.api("/secret/unknown"))
+            .send()
+            .await
+            .expect("reveal"),
+    )
+    .await;
+    let second = json_of(
+        server
+            .http
+            .post(server.api("/secret/unknown"))
+            .send()
+            .await
+            .expect("reveal"),
+    )
+    .await;
+    assert_ne!(first.1["error_id"], second.1["error_id"]);
+}

@@ -21,25 +21,43 @@ use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::metrics::Metrics;
-use crate::telemetry::join_caller_trace;
+use crate::telemetry;
+
+/// What the middleware and the code beneath share about the request being served.
+struct RequestScope {
+    trace_id: String,
+    /// The error type of the answer, set where errors meet the wire table.
+    error_type: Cell<Option<&'static str>>,
+}
 
 tokio::task_local! {
-    /// The error type of the request being served, set where errors meet the wire table.
-    static OUTCOME: Cell<Option<&'static str>>;
+    static REQUEST: RequestScope;
 }
 
 /// Notes the error type of the current request's answer (for its metrics sample). Outside a
 /// request it does nothing.
 pub fn record_error_type(error_type: &'static str) {
-    let _ = OUTCOME.try_with(|outcome| outcome.set(Some(error_type)));
+    let _ = REQUEST.try_with(|request| request.error_type.set(Some(error_type)));
 }
 
-/// Runs `serve` with a fresh outcome slot; returns its result and the recorded error type.
-async fn with_outcome<T>(serve: impl Future<Output = T>) -> (T, Option<&'static str>) {
-    OUTCOME
-        .scope(Cell::new(None), async move {
+/// The trace id of the request being served (outside a request: none).
+pub fn request_trace_id() -> Option<String> {
+    REQUEST.try_with(|request| request.trace_id.clone()).ok()
+}
+
+/// Runs `serve` in a request scope; returns its result and the recorded error type.
+async fn in_request_scope<T>(
+    trace_id: String,
+    serve: impl Future<Output = T>,
+) -> (T, Option<&'static str>) {
+    let scope = RequestScope {
+        trace_id,
+        error_type: Cell::new(None),
+    };
+    REQUEST
+        .scope(scope, async move {
             let result = serve.await;
-            (result, OUTCOME.with(Cell::get))
+            (result, REQUEST.with(|request| request.error_type.get()))
         })
         .await
 }
@@ -101,10 +119,10 @@ impl<E: Endpoint> Endpoint for ObserveRest<E> {
             url.scheme = "http",
             trace_id = Empty,
         );
-        join_caller_trace(&span, request.headers());
+        let trace_id = telemetry::request_trace_id(&span, request.headers());
         let started = Instant::now();
         let (result, error_type) =
-            with_outcome(self.inner.call(request).instrument(span.clone())).await;
+            in_request_scope(trace_id, self.inner.call(request).instrument(span.clone())).await;
         let response = result.map_or_else(poem::Error::into_response, IntoResponse::into_response);
 
         let status = response.status();
@@ -211,12 +229,12 @@ where
             rpc.grpc.status_code = Empty,
             trace_id = Empty,
         );
-        join_caller_trace(&span, request.headers());
+        let trace_id = telemetry::request_trace_id(&span, request.headers());
         let method = method.to_owned();
         Box::pin(async move {
             let started = Instant::now();
             let (result, error_type) =
-                with_outcome(inner.call(request).instrument(span.clone())).await;
+                in_request_scope(trace_id, inner.call(request).instrument(span.clone())).await;
             if let Ok(response) = &result {
                 // Errors travel "trailers-only", in the headers; a success has no status there.
                 let code = response
