@@ -96,7 +96,7 @@ return 0
 /// Which Redis deployment to use.
 #[derive(Clone, Debug)]
 pub enum RedisTopology {
-    /// One server: `redis://[user:password@]host:port[/db]` (or `rediss://`, `redis+unix://`).
+    /// One server: `redis://[user:password@]host:port[/db]` or `redis+unix://` (TLS is not built in).
     Standalone(String),
     /// A Redis Cluster, reached through any of these node URLs.
     Cluster(Vec<String>),
