@@ -157,7 +157,7 @@ pub fn init(config: &TelemetryConfig) -> Result<Telemetry, String> {
         tracing_subscriber::fmt::layer()
             .json()
             .with_current_span(true)
-            .with_span_list(false)
+            .with_span_list(true)
             .with_filter(log_filter)
             .boxed()
     } else {

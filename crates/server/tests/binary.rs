@@ -234,3 +234,48 @@ fn an_invalid_tokens_file_is_a_configuration_error() {
         "BURNBOX_ALLOW_ANONYMOUS",
     );
 }
+
+#[test]
+fn json_log_lines_of_a_request_carry_its_trace_id() {
+    let mut child = burnbox()
+        .env("BURNBOX_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start burnbox");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let listening = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|line| line.contains("burnbox listening"))
+        .expect("the server logs that it listens");
+    let http = listening
+        .split("\"http\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("http address in the log")
+        .to_owned();
+
+    use std::io::{Read, Write};
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let body = "secret=logged";
+    let mut stream = std::net::TcpStream::connect(&http).expect("connect");
+    write!(
+        stream,
+        "POST /api/v1/share HTTP/1.1\r\nHost: {http}\r\ntraceparent: 00-{trace_id}-00f067aa0ba902b7-01\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    let stored = lines
+        .map_while(Result::ok)
+        .find(|line| line.contains("secret stored"))
+        .expect("the share is logged");
+    assert!(stored.contains(trace_id), "{stored}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
