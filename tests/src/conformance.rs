@@ -9,6 +9,15 @@ use burnbox_store::{
     SecretId, SecretRecord, SecretStore, Take,
 };
 
+/// The stored receipt of the secret made by [`new_secret`] from `key`.
+async fn receipt_of(store: &Arc<dyn SecretStore>, key: &str) -> burnbox_store::StoredReceipt {
+    store
+        .receipt(&ReceiptId::from_metadata_key(&format!("meta-{key}")))
+        .await
+        .expect("read the receipt")
+        .expect("the receipt exists")
+}
+
 /// An hour.
 pub const HOUR: Duration = Duration::from_secs(3600);
 
@@ -54,11 +63,7 @@ async fn create_then_receipt_is_new(store: Arc<dyn SecretStore>) {
     let new = new_secret(&key, false, HOUR, 2 * HOUR);
     let expected_record = new.record.clone();
     store.create(new).await.expect("create");
-    let receipt = store
-        .receipt(&ReceiptId::from_metadata_key(&format!("meta-{key}")))
-        .await
-        .expect("read")
-        .expect("receipt exists");
+    let receipt = receipt_of(&store, &key).await;
     assert_eq!(receipt.secret_id, SecretId::from_secret_key(&key));
     assert_eq!(receipt.sealed, format!("receipt-{key}").into_bytes());
     assert_eq!(receipt.state, ReceiptState::New);
@@ -98,11 +103,7 @@ async fn take_is_exactly_once_and_marks_the_receipt(store: Arc<dyn SecretStore>)
         Take::Missing
     );
     assert_eq!(store.take(&id, 5_002).await.expect("take"), None);
-    let receipt = store
-        .receipt(&ReceiptId::from_metadata_key(&format!("meta-{key}")))
-        .await
-        .expect("read")
-        .expect("receipt outlives the secret");
+    let receipt = receipt_of(&store, &key).await;
     assert_eq!(receipt.state, ReceiptState::Received);
     assert_eq!((receipt.received, receipt.updated), (Some(5_000), 5_000));
     assert_eq!(receipt.secret_ttl, None);
@@ -240,11 +241,7 @@ async fn burn_is_exactly_once_and_marks_the_receipt(store: Arc<dyn SecretStore>)
     assert!(store.burn(&id, 40).await.expect("burn"));
     assert!(!store.burn(&id, 41).await.expect("burn again"));
     assert_eq!(store.take(&id, 42).await.expect("take"), None);
-    let receipt = store
-        .receipt(&ReceiptId::from_metadata_key(&format!("meta-{key}")))
-        .await
-        .expect("read")
-        .expect("exists");
+    let receipt = receipt_of(&store, &key).await;
     assert_eq!(receipt.state, ReceiptState::Burned);
     assert_eq!(
         (receipt.burned, receipt.received, receipt.updated),
@@ -264,11 +261,7 @@ async fn burn_is_exactly_once_and_marks_the_receipt(store: Arc<dyn SecretStore>)
         Take::Taken(_)
     ));
     assert!(!store.burn(&id, 51).await.expect("burn"));
-    let receipt = store
-        .receipt(&ReceiptId::from_metadata_key(&format!("meta-{key}")))
-        .await
-        .expect("read")
-        .expect("exists");
+    let receipt = receipt_of(&store, &key).await;
     assert_eq!(
         (receipt.state, receipt.burned),
         (ReceiptState::Received, None)
@@ -382,11 +375,7 @@ async fn failed_attempts_burn_the_secret_at_the_limit(store: Arc<dyn SecretStore
         store.fail_attempt(&id, 3, 63).await.expect("fail"),
         FailedAttempt::Missing
     );
-    let receipt = store
-        .receipt(&ReceiptId::from_metadata_key(&format!("meta-{key}")))
-        .await
-        .expect("read")
-        .expect("exists");
+    let receipt = receipt_of(&store, &key).await;
     assert_eq!(
         (receipt.state, receipt.burned),
         (ReceiptState::Burned, Some(62))

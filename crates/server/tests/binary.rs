@@ -26,6 +26,36 @@ fn assert_config_error(command: &mut Command, setting: &str) {
     assert!(lines[0].contains(setting), "names {setting}: {stderr}");
 }
 
+/// A `burnbox` started with JSON logs: the process, the log lines not read yet, and the REST
+/// address it logged when it began listening.
+struct Running {
+    child: std::process::Child,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+    http: String,
+}
+
+fn start_with_json_logs(command: &mut Command) -> Running {
+    let mut child = command
+        .env("BURNBOX_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start burnbox");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let listening = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|line| line.contains("burnbox listening"))
+        .expect("the server logs that it listens");
+    let http = listening
+        .split("\"http\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("http address in the log")
+        .to_owned();
+    Running { child, lines, http }
+}
+
 #[test]
 fn invalid_configuration_exits_2_naming_the_setting() {
     assert_config_error(
@@ -84,20 +114,12 @@ fn help_documents_every_setting_with_its_environment_variable() {
 
 #[test]
 fn sigterm_stops_the_server_with_exit_code_0() {
-    let mut child = burnbox()
-        .env("BURNBOX_LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start burnbox");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let listening = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find(|line| line.contains("burnbox listening"))
-        .expect("the server logs that it listens");
-    assert!(listening.contains("\"http\":\"127.0.0.1:"), "{listening}");
+    let Running {
+        mut child,
+        lines,
+        http,
+    } = start_with_json_logs(&mut burnbox());
+    assert!(http.starts_with("127.0.0.1:"), "{http}");
 
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -150,25 +172,11 @@ fn basic(credentials: &str) -> String {
 fn sighup_reloads_the_api_tokens_file() {
     let tokens = tempfile::NamedTempFile::new().expect("tokens file");
     std::fs::write(tokens.path(), "alice:first-token\n").expect("write tokens");
-    let mut child = burnbox()
-        .env("BURNBOX_LOG_FORMAT", "json")
-        .env("BURNBOX_API_TOKENS_FILE", tokens.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start burnbox");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let listening = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find(|line| line.contains("burnbox listening"))
-        .expect("the server logs that it listens");
-    let http = listening
-        .split("\"http\":\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("http address in the log")
-        .to_owned();
+    let Running {
+        mut child,
+        lines,
+        http,
+    } = start_with_json_logs(burnbox().env("BURNBOX_API_TOKENS_FILE", tokens.path()));
     // Keep draining the log so the server never blocks on a full pipe.
     std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
 
@@ -237,24 +245,11 @@ fn an_invalid_tokens_file_is_a_configuration_error() {
 
 #[test]
 fn json_log_lines_of_a_request_carry_its_trace_id() {
-    let mut child = burnbox()
-        .env("BURNBOX_LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start burnbox");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let listening = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find(|line| line.contains("burnbox listening"))
-        .expect("the server logs that it listens");
-    let http = listening
-        .split("\"http\":\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("http address in the log")
-        .to_owned();
+    let Running {
+        mut child,
+        lines,
+        http,
+    } = start_with_json_logs(&mut burnbox());
 
     use std::io::{Read, Write};
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
