@@ -189,3 +189,116 @@ async fn redis_crash_and_restart_under_load_reveal_nothing_twice_and_recover() {
         ledger.not_found
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_started_before_redis_is_unready_then_serves() {
+    let mut redis = TestRedis::start_own();
+    redis.stop();
+    let mut server = TestServer::start(Backend::Redis(redis)).await;
+    assert_rest_error(
+        &rest_share(&server, &[("secret", "early")]).await,
+        ErrorKind::Unavailable,
+        None,
+    );
+    let mut client = server.grpc().await;
+    let status = client
+        .reveal_secret(grpc_reveal_request(
+            &"0".repeat(burnbox_core::KEY_LENGTH),
+            None,
+        ))
+        .await
+        .expect_err("no store yet");
+    assert_grpc_error(&status, ErrorKind::Unavailable, None);
+    let ready = server
+        .http
+        .get(format!("{}/readyz", server.admin_base))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    server.backend.test_redis().expect("redis").restart();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, body) = rest_share(&server, &[("secret", "once redis is up")]).await;
+        if status == StatusCode::OK {
+            let key = body["secret_key"].as_str().expect("key");
+            let revealed = client
+                .reveal_secret(grpc_reveal_request(key, None))
+                .await
+                .expect("reveal");
+            assert_eq!(revealed.into_inner().value, "once redis is up");
+            break;
+        }
+        assert_rest_error(&(status, body), ErrorKind::Unavailable, None);
+        assert!(
+            Instant::now() < deadline,
+            "the server did not start serving once Redis came up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ready = server
+        .http
+        .get(format!("{}/readyz", server.admin_base))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_master_key_found_late_touches_no_secret() {
+    let redis = TestRedis::start_durable();
+    let url = redis.url();
+    let mut right = TestServer::start(Backend::Redis(redis)).await;
+    let (_, shared) = rest_share(&right, &[("secret", "keep me")]).await;
+    let key = shared["secret_key"].as_str().expect("key").to_owned();
+
+    // A server with a foreign key starts while Redis is down, so it cannot check its key yet.
+    right.backend.test_redis().expect("redis").stop();
+    let wrong = TestServer::start_with(Backend::Memory, |config| {
+        config.redis_url = Some(url);
+        config.master_key = Some(base64_of([9u8; 32]));
+    })
+    .await;
+    right.backend.test_redis().expect("redis").restart();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let answer = burnbox_tests::rest_reveal(&wrong, &key, None).await;
+        if answer.0 != StatusCode::SERVICE_UNAVAILABLE {
+            assert_rest_error(&answer, ErrorKind::Internal, None);
+            break;
+        }
+        assert!(Instant::now() < deadline, "Redis never came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ready = wrong
+        .http
+        .get(format!("{}/readyz", wrong.admin_base))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(
+        ready.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "never ready with the wrong key"
+    );
+    // The right server (reconnecting on its own) still finds the secret untouched.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (status, revealed) = loop {
+        let answer = burnbox_tests::rest_reveal(&right, &key, None).await;
+        if answer.0 != StatusCode::SERVICE_UNAVAILABLE || Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (status, revealed["value"].as_str()),
+        (StatusCode::OK, Some("keep me"))
+    );
+}
+
+fn base64_of(bytes: [u8; 32]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}

@@ -35,6 +35,8 @@ pub struct Settings {
 pub struct Secrets {
     store: Arc<dyn SecretStore>,
     settings: Settings,
+    /// Set once the store's data proved to be sealed with a configured master key.
+    master_key_checked: std::sync::OnceLock<()>,
 }
 
 /// Version tag of the record plaintext layout: [version][u16 hash length][hash][value].
@@ -152,7 +154,11 @@ struct OpenedReceipt {
 impl Secrets {
     /// A handler over `store`.
     pub fn new(store: Arc<dyn SecretStore>, settings: Settings) -> Self {
-        Self { store, settings }
+        Self {
+            store,
+            settings,
+            master_key_checked: std::sync::OnceLock::new(),
+        }
     }
 
     /// The limits in force.
@@ -175,18 +181,36 @@ impl Secrets {
         let keyring = &self.settings.keyring;
         let proposed = keyring.seal(Purpose::KeyCheck, CALLER_KEY, &[0; 32], TEXT)?;
         let stored = self.store.key_check(proposed.clone(), false).await?;
-        match keyring.which_opens(Purpose::KeyCheck, CALLER_KEY, &[0; 32], &stored) {
-            Some(WhichKey::Current) => Ok(MasterKeyCheck::Matches),
+        let check = match keyring.which_opens(Purpose::KeyCheck, CALLER_KEY, &[0; 32], &stored) {
+            Some(WhichKey::Current) => MasterKeyCheck::Matches,
             Some(WhichKey::Previous) => {
                 self.store.key_check(proposed, true).await?;
-                Ok(MasterKeyCheck::Rotated)
+                MasterKeyCheck::Rotated
             }
-            None => Ok(MasterKeyCheck::Mismatch),
+            None => return Ok(MasterKeyCheck::Mismatch),
+        };
+        let _ = self.master_key_checked.set(());
+        Ok(check)
+    }
+
+    /// Passes once the master key check has: every operation on stored secrets waits for it, so
+    /// a server that started while the store was unreachable touches nothing before it knows
+    /// its keys fit (and a server whose keys do not fit touches nothing at all).
+    async fn master_key_fits(&self) -> Result<(), Error> {
+        if self.master_key_checked.get().is_some() {
+            return Ok(());
+        }
+        match self.check_master_key().await? {
+            MasterKeyCheck::Matches | MasterKeyCheck::Rotated => Ok(()),
+            MasterKeyCheck::Mismatch => Err(Error::internal(
+                "the configured master keys do not open the store's data: refusing to touch secrets",
+            )),
         }
     }
 
-    /// Whether the store answers (for readiness probes).
+    /// Whether the store answers and its data fits the master key (for readiness probes).
     pub async fn ready(&self) -> Result<(), Error> {
+        self.master_key_fits().await?;
         self.store.ping().await.map_err(Error::from)
     }
 
@@ -243,6 +267,7 @@ impl Secrets {
         passphrase: Option<Zeroizing<String>>,
         ttl: Duration,
     ) -> Result<Receipt, Error> {
+        self.master_key_fits().await?;
         let passphrase_hash = match passphrase {
             Some(passphrase) => Some(passphrase::hash(passphrase).await?),
             None => None,
@@ -339,6 +364,7 @@ impl Secrets {
     /// or wrong passphrase leaves it in place.
     #[tracing::instrument(name = "secrets.reveal", skip_all, fields(custid = caller.custid()))]
     pub async fn reveal(&self, caller: &Caller, input: RevealInput) -> Result<Revealed, Error> {
+        self.master_key_fits().await?;
         let RevealInput { key, passphrase } = input;
         if !is_well_formed(&key) {
             return Err(Error::secret_not_found());
@@ -373,6 +399,7 @@ impl Secrets {
     /// one by whoever holds the key.
     #[tracing::instrument(name = "secrets.receipt", skip_all, fields(custid = caller.custid()))]
     pub async fn receipt(&self, caller: &Caller, metadata_key: &str) -> Result<Receipt, Error> {
+        self.master_key_fits().await?;
         let opened = self.open_receipt(metadata_key).await?;
         authorize(caller, &opened.body.custid)?;
         Ok(opened.receipt)
@@ -381,6 +408,7 @@ impl Secrets {
     /// Destroys an unread secret through its receipt. A protected secret needs its passphrase.
     #[tracing::instrument(name = "secrets.burn", skip_all, fields(custid = caller.custid()))]
     pub async fn burn(&self, caller: &Caller, input: BurnInput) -> Result<Burned, Error> {
+        self.master_key_fits().await?;
         let BurnInput {
             metadata_key,
             passphrase,
@@ -423,6 +451,7 @@ impl Secrets {
     /// without secret keys. Authenticated customers only.
     #[tracing::instrument(name = "secrets.recent", skip_all, fields(custid = caller.custid()))]
     pub async fn recent(&self, caller: &Caller) -> Result<Vec<Receipt>, Error> {
+        self.master_key_fits().await?;
         let Some(token) = caller.token() else {
             return Err(Error::new(
                 ErrorKind::Unauthorized,

@@ -123,18 +123,14 @@ impl Application {
                 share_domain: config.public_url.clone(),
             },
         ));
-        match secrets.check_master_key().await.map_err(|err| {
-            StartupError::Store(StoreError::Unavailable(
-                err.detail().unwrap_or(err.message()).to_owned(),
-            ))
-        })? {
-            MasterKeyCheck::Matches => {}
-            MasterKeyCheck::Rotated => {
+        match secrets.check_master_key().await {
+            Ok(MasterKeyCheck::Matches) => {}
+            Ok(MasterKeyCheck::Rotated) => {
                 tracing::info!(
                     "master key rotated: data is now checked against the new BURNBOX_MASTER_KEY"
                 )
             }
-            MasterKeyCheck::Mismatch => {
+            Ok(MasterKeyCheck::Mismatch) => {
                 return Err(StartupError::Config(ConfigError {
                     setting: "BURNBOX_MASTER_KEY",
                     problem: "neither it nor BURNBOX_MASTER_KEY_PREVIOUS is the key this Redis's secrets were written with; \
@@ -142,6 +138,11 @@ impl Application {
                         .into(),
                 }));
             }
+            // Redis is not up yet: serve anyway, not ready, and check on first contact.
+            Err(err) => tracing::warn!(
+                detail = err.detail(),
+                "the store does not answer yet: not ready until it does"
+            ),
         }
         Ok(Self {
             http: bind(config.http_addr).await?,

@@ -161,7 +161,8 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    /// Connects to Redis (failing if it cannot be reached within the timeout).
+    /// Prepares the connection. A standalone Redis is connected to on first use (so it need not
+    /// be up yet); a cluster must answer now, to tell its topology.
     pub async fn connect(config: &RedisConfig) -> Result<Self, StoreError> {
         let connection = match &config.topology {
             RedisTopology::Standalone(url) => {
@@ -172,9 +173,10 @@ impl RedisStore {
                     .set_response_timeout(Some(config.timeout))
                     .set_number_of_retries(1)
                     .set_max_delay(Duration::from_secs(2));
+                // Lazy: the first command connects, so the server starts (not ready) while Redis
+                // is still coming up, and reconnects by itself from then on.
                 Connection::Standalone(
-                    ConnectionManager::new_with_config(client, manager_config)
-                        .await
+                    ConnectionManager::new_lazy_with_config(client, manager_config)
                         .map_err(classify)?,
                 )
             }
