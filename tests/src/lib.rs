@@ -600,3 +600,61 @@ impl TestServer {
         server
     }
 }
+
+/// Repeats `attempt` every 100 ms until it yields `Some`, for at most `within`; panics saying
+/// `what` did not happen otherwise.
+pub async fn eventually<T, Fut>(within: Duration, what: &str, mut attempt: impl FnMut() -> Fut) -> T
+where
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(done) = attempt().await {
+            return done;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl TestServer {
+    /// The status of the admin listener's `/readyz`.
+    pub async fn readiness(&self) -> reqwest::StatusCode {
+        self.http
+            .get(format!("{}/readyz", self.admin_base))
+            .send()
+            .await
+            .expect("readyz answers")
+            .status()
+    }
+
+    /// Waits until the store answers again (every attempt meanwhile must be a documented 503),
+    /// then proves the service whole: `secret` shared over REST reveals over gRPC, and the
+    /// server is ready.
+    pub async fn assert_recovers(&self, secret: &str) {
+        let key = eventually(
+            Duration::from_secs(15),
+            "recovery after Redis came back",
+            || async {
+                let (status, body) = rest_share(self, &[("secret", secret)]).await;
+                if status == reqwest::StatusCode::OK {
+                    return Some(body["secret_key"].as_str().expect("secret_key").to_owned());
+                }
+                assert_rest_error(&(status, body), burnbox_core::ErrorKind::Unavailable, None);
+                None
+            },
+        )
+        .await;
+        let revealed = self
+            .grpc()
+            .await
+            .reveal_secret(grpc_reveal_request(&key, None))
+            .await
+            .expect("reveal after recovery");
+        assert_eq!(revealed.into_inner().value, secret);
+        assert_eq!(self.readiness().await, reqwest::StatusCode::OK);
+    }
+}

@@ -219,13 +219,8 @@ async fn store_outage_is_unavailable_over_both_transports_and_recovers() {
         .await
         .expect_err("down");
     assert_grpc_error(&status, ErrorKind::Unavailable, None);
-    let ready = server
-        .http
-        .get(format!("{}/readyz", server.admin_base))
-        .send()
-        .await
-        .expect("readyz");
-    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let ready = server.readiness().await;
+    assert_eq!(ready, StatusCode::SERVICE_UNAVAILABLE);
     assert!(
         started.elapsed() < std::time::Duration::from_secs(5),
         "failing fast: {:?}",
@@ -234,32 +229,7 @@ async fn store_outage_is_unavailable_over_both_transports_and_recovers() {
 
     // Redis comes back (empty: it persists nothing) and the server recovers without a restart.
     server.backend.test_redis().expect("redis").restart();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    loop {
-        let (status, body) = rest_share(&server, &[("secret", "after the outage")]).await;
-        if status == StatusCode::OK {
-            let key = body["secret_key"].as_str().expect("key");
-            let revealed = client
-                .reveal_secret(grpc_reveal_request(key, None))
-                .await
-                .expect("reveal");
-            assert_eq!(revealed.into_inner().value, "after the outage");
-            break;
-        }
-        assert_rest_error(&(status, body), ErrorKind::Unavailable, None);
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no recovery after Redis restarted"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let ready = server
-        .http
-        .get(format!("{}/readyz", server.admin_base))
-        .send()
-        .await
-        .expect("readyz");
-    assert_eq!(ready.status(), StatusCode::OK);
+    server.assert_recovers("after the outage").await;
 }
 
 #[tokio::test]

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use burnbox_core::ErrorKind;
 use burnbox_tests::{
-    Backend, TestRedis, TestServer, assert_grpc_error, assert_rest_error, grpc_reveal_request,
-    json_of, rest_share,
+    Backend, TestRedis, TestServer, assert_grpc_error, assert_rest_error, eventually,
+    grpc_reveal_request, json_of, rest_share,
 };
 use reqwest::StatusCode;
 
@@ -128,35 +128,17 @@ async fn redis_crash_and_restart_under_load_reveal_nothing_twice_and_recover() {
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     server.backend.test_redis().expect("redis").stop();
-    let crashed = Instant::now();
     // Readiness follows Redis.
-    let ready = server
-        .http
-        .get(format!("{}/readyz", server.admin_base))
-        .send()
-        .await
-        .expect("readyz");
-    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let ready = server.readiness().await;
+    assert_eq!(ready, StatusCode::SERVICE_UNAVAILABLE);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     server.backend.test_redis().expect("redis").restart();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let ready = server
-            .http
-            .get(format!("{}/readyz", server.admin_base))
-            .send()
-            .await
-            .expect("readyz");
-        if ready.status() == StatusCode::OK {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not ready again {:?} after the crash",
-            crashed.elapsed()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        Duration::from_secs(10),
+        "readiness after the crash",
+        || async { (server.readiness().await == StatusCode::OK).then_some(()) },
+    )
+    .await;
 
     while let Some(worker) = workers.join_next().await {
         worker.expect("no worker panicked");
@@ -209,41 +191,11 @@ async fn a_server_started_before_redis_is_unready_then_serves() {
         .await
         .expect_err("no store yet");
     assert_grpc_error(&status, ErrorKind::Unavailable, None);
-    let ready = server
-        .http
-        .get(format!("{}/readyz", server.admin_base))
-        .send()
-        .await
-        .expect("readyz");
-    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let ready = server.readiness().await;
+    assert_eq!(ready, StatusCode::SERVICE_UNAVAILABLE);
 
     server.backend.test_redis().expect("redis").restart();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let (status, body) = rest_share(&server, &[("secret", "once redis is up")]).await;
-        if status == StatusCode::OK {
-            let key = body["secret_key"].as_str().expect("key");
-            let revealed = client
-                .reveal_secret(grpc_reveal_request(key, None))
-                .await
-                .expect("reveal");
-            assert_eq!(revealed.into_inner().value, "once redis is up");
-            break;
-        }
-        assert_rest_error(&(status, body), ErrorKind::Unavailable, None);
-        assert!(
-            Instant::now() < deadline,
-            "the server did not start serving once Redis came up"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let ready = server
-        .http
-        .get(format!("{}/readyz", server.admin_base))
-        .send()
-        .await
-        .expect("readyz");
-    assert_eq!(ready.status(), StatusCode::OK);
+    server.assert_recovers("once redis is up").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,36 +214,28 @@ async fn a_wrong_master_key_found_late_touches_no_secret() {
     })
     .await;
     right.backend.test_redis().expect("redis").restart();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
+    let answer = eventually(Duration::from_secs(15), "Redis coming back", || async {
         let answer = burnbox_tests::rest_reveal(&wrong, &key, None).await;
-        if answer.0 != StatusCode::SERVICE_UNAVAILABLE {
-            assert_rest_error(&answer, ErrorKind::Internal, None);
-            break;
-        }
-        assert!(Instant::now() < deadline, "Redis never came back");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let ready = wrong
-        .http
-        .get(format!("{}/readyz", wrong.admin_base))
-        .send()
-        .await
-        .expect("readyz");
+        (answer.0 != StatusCode::SERVICE_UNAVAILABLE).then_some(answer)
+    })
+    .await;
+    assert_rest_error(&answer, ErrorKind::Internal, None);
+    let ready = wrong.readiness().await;
     assert_eq!(
-        ready.status(),
+        ready,
         StatusCode::SERVICE_UNAVAILABLE,
         "never ready with the wrong key"
     );
     // The right server (reconnecting on its own) still finds the secret untouched.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let (status, revealed) = loop {
-        let answer = burnbox_tests::rest_reveal(&right, &key, None).await;
-        if answer.0 != StatusCode::SERVICE_UNAVAILABLE || Instant::now() > deadline {
-            break answer;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let (status, revealed) = eventually(
+        Duration::from_secs(15),
+        "the right server reconnecting",
+        || async {
+            let answer = burnbox_tests::rest_reveal(&right, &key, None).await;
+            (answer.0 != StatusCode::SERVICE_UNAVAILABLE).then_some(answer)
+        },
+    )
+    .await;
     assert_eq!(
         (status, revealed["value"].as_str()),
         (StatusCode::OK, Some("keep me"))
