@@ -658,3 +658,28 @@ impl TestServer {
         assert_eq!(self.readiness().await, reqwest::StatusCode::OK);
     }
 }
+
+impl TestServer {
+    /// Generates a password over gRPC as `authorization`. Returns the metadata key and the
+    /// strings that must never be found anywhere but in answers: password, secret key and
+    /// metadata key.
+    pub async fn generate_sensitive(&self, authorization: &str) -> (String, [String; 3]) {
+        let generated = self
+            .grpc()
+            .await
+            .generate_secret(grpc_request(
+                burnbox_spec::v1::GenerateSecretRequest::default(),
+                Some(authorization),
+            ))
+            .await
+            .expect("generate")
+            .into_inner();
+        let metadata_key = generated.metadata_key;
+        let sensitive = [
+            generated.value.expect("password"),
+            generated.secret_key.expect("secret key"),
+            metadata_key.clone(),
+        ];
+        (metadata_key, sensitive)
+    }
+}

@@ -103,20 +103,11 @@ async fn trace_logs_hold_no_secret_passphrase_key_or_token() {
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
     sensitive.push("leak-probe-bad-token".to_owned());
 
+    let (generated_metadata_key, generated) = server.generate_sensitive(&alice).await;
+    sensitive.extend(generated);
     let mut client = server.grpc().await;
-    let generated = client
-        .generate_secret(grpc_request(
-            pb::GenerateSecretRequest::default(),
-            Some(&alice),
-        ))
-        .await
-        .expect("generate")
-        .into_inner();
-    sensitive.push(generated.value.expect("password"));
-    sensitive.push(generated.secret_key.expect("key"));
-    sensitive.push(generated.metadata_key.clone());
     let burn = pb::BurnSecretRequest {
-        metadata_key: generated.metadata_key,
+        metadata_key: generated_metadata_key,
         passphrase: None,
     };
     client

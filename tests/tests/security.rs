@@ -5,7 +5,7 @@ use burnbox_core::ErrorKind;
 use burnbox_spec::v1 as pb;
 use burnbox_tests::{
     ALICE, Backend, TestRedis, TestServer, assert_grpc_error, assert_rest_error, basic_auth,
-    grpc_request, grpc_reveal_request, json_of, rest_reveal, rest_share, test_master_key,
+    grpc_reveal_request, json_of, rest_reveal, rest_share, test_master_key,
 };
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -111,18 +111,7 @@ async fn a_redis_dump_holds_no_value_passphrase_or_key() {
         sensitive.push(field(&receipt, "secret_key"));
         sensitive.push(field(&receipt, "metadata_key"));
     }
-    let mut client = server.grpc().await;
-    let generated = client
-        .generate_secret(grpc_request(
-            pb::GenerateSecretRequest::default(),
-            Some(&alice),
-        ))
-        .await
-        .expect("generate")
-        .into_inner();
-    sensitive.push(generated.value.expect("password"));
-    sensitive.push(generated.secret_key.expect("key"));
-    sensitive.push(generated.metadata_key);
+    sensitive.extend(server.generate_sensitive(&alice).await.1);
 
     let Backend::Redis(redis) = &server.backend else {
         unreachable!()
