@@ -375,8 +375,11 @@ impl Secrets {
             Take::Missing => return Err(Error::secret_not_found()),
             Take::Taken(record) => self.open_record(&key, &secret_id, &record)?,
             Take::Protected(record) => {
-                let opened = self.open_record(&key, &secret_id, &record)?;
-                self.check_passphrase(&secret_id, passphrase, opened.passphrase_hash)
+                let OpenedRecord {
+                    passphrase_hash,
+                    value,
+                } = self.open_record(&key, &secret_id, &record)?;
+                self.check_passphrase(&secret_id, passphrase, passphrase_hash)
                     .await?;
                 let taken = self
                     .store
@@ -384,7 +387,16 @@ impl Secrets {
                     .await?
                     // Someone else revealed it between our check and our take.
                     .ok_or_else(Error::secret_not_found)?;
-                self.open_record(&key, &secret_id, &taken)?
+                // The record taken is the one checked, already opened: decrypt again only if
+                // it somehow is not.
+                if taken == record {
+                    OpenedRecord {
+                        passphrase_hash: None,
+                        value,
+                    }
+                } else {
+                    self.open_record(&key, &secret_id, &taken)?
+                }
             }
         };
         tracing::info!("secret revealed");

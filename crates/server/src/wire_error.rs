@@ -53,9 +53,10 @@ pub fn new_error_id() -> String {
     })
 }
 
-/// Logs an error with its id: internal and unavailable errors with their hidden cause at
-/// warn/error level, caller mistakes at debug.
-pub fn log_error(transport: &'static str, err: &Error, error_id: &str) {
+/// Reports an error on its way to the wire: logs it with its id (internal and unavailable errors
+/// with their hidden cause at warn/error level, caller mistakes at debug) and notes its type for
+/// the request's metrics sample. Both transports render errors through here.
+pub fn report_error(transport: &'static str, err: &Error, error_id: &str) {
     let error = wire_error(err.kind()).error;
     crate::observe::record_error_type(error);
     match err.kind() {
@@ -99,7 +100,7 @@ pub fn log_error(transport: &'static str, err: &Error, error_id: &str) {
 /// (the field) and RetryInfo (when rate limited) details.
 pub fn to_grpc_status(err: &Error) -> tonic::Status {
     let error_id = new_error_id();
-    log_error("grpc", err, &error_id);
+    report_error("grpc", err, &error_id);
     let wire = wire_error(err.kind());
     let mut details = ErrorDetails::new();
     details.set_error_info(

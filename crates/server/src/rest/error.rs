@@ -9,7 +9,7 @@ use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registr
 use poem_openapi::types::Type;
 use poem_openapi::{ApiResponse, Object};
 
-use crate::wire_error::{log_error, new_error_id, wire_error};
+use crate::wire_error::{new_error_id, report_error, wire_error};
 
 /// The body of every REST error.
 #[derive(Object, Debug, Clone, PartialEq, Eq)]
@@ -40,7 +40,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let err = self.0;
         let error_id = new_error_id();
-        log_error("http", &err, &error_id);
+        report_error("http", &err, &error_id);
         let wire = wire_error(err.kind());
         let body = ErrorBody {
             error: wire.error.to_owned(),
