@@ -7,15 +7,25 @@
 //! errors and each reveal's throughput as a ratio of the baseline's, as a table or as JSON. It
 //! exits non-zero when any measured request failed.
 
+mod rest;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use burnbox_spec::v1::secrets_client::SecretsClient;
 use burnbox_spec::v1::{RevealSecretRequest, ShareSecretRequest};
+use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
+use tokio::sync::Mutex;
 use tonic::transport::Channel;
+
+use crate::rest::RestConnection;
+
+/// The generator's allocator matches the server's, so neither pays glibc's arena locks.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// What to measure.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,16 +119,17 @@ impl Measured {
 /// One request of a scenario; `Ok(true)` is a success, `Ok(false)` a wrong answer.
 type Outcome = Result<bool, String>;
 
-/// Runs `requests` calls of `call(index)` on `concurrency` workers; returns the measurements.
+/// Runs `requests` calls of `call(worker, index)` on `concurrency` workers (numbered from 0, so
+/// a worker can own a connection); returns the measurements.
 async fn drive<F, Fut>(scenario: Scenario, requests: usize, concurrency: usize, call: F) -> Measured
 where
-    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    F: Fn(usize, usize) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = Outcome> + Send,
 {
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..concurrency {
+    for worker in 0..concurrency {
         let (next, call) = (next.clone(), call.clone());
         workers.spawn(async move {
             let mut latency = new_histogram();
@@ -129,7 +140,7 @@ where
                     break;
                 }
                 let sent = Instant::now();
-                let ok = matches!(call(index).await, Ok(true));
+                let ok = matches!(call(worker, index).await, Ok(true));
                 // Saturate rather than fail on a pathological latency.
                 let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
                 latency.saturating_record(micros);
@@ -190,25 +201,30 @@ async fn create_secrets(args: &Args, count: usize) -> Result<Arc<Vec<(String, St
     ]));
     let bytes = args.secret_bytes;
     let (clients_ref, created_ref) = (clients.clone(), created.clone());
-    let measured = drive(Scenario::ShareRest, count, args.concurrency, move |index| {
-        let mut client = clients_ref[index % clients_ref.len()].clone();
-        let created = created_ref.clone();
-        async move {
-            let value = secret_value(index, bytes);
-            let request = ShareSecretRequest {
-                secret: value.clone(),
-                ttl: Some(3600),
-                ..Default::default()
-            };
-            let receipt = client
-                .share_secret(request)
-                .await
-                .map_err(|status| status.to_string())?;
-            let key = receipt.into_inner().secret_key.unwrap_or_default();
-            created.lock().map_err(|_| "lock poisoned".to_owned())?[index] = (key, value);
-            Ok(true)
-        }
-    })
+    let measured = drive(
+        Scenario::ShareRest,
+        count,
+        args.concurrency,
+        move |_, index| {
+            let mut client = clients_ref[index % clients_ref.len()].clone();
+            let created = created_ref.clone();
+            async move {
+                let value = secret_value(index, bytes);
+                let request = ShareSecretRequest {
+                    secret: value.clone(),
+                    ttl: Some(3600),
+                    ..Default::default()
+                };
+                let receipt = client
+                    .share_secret(request)
+                    .await
+                    .map_err(|status| status.to_string())?;
+                let key = receipt.into_inner().secret_key.unwrap_or_default();
+                created.lock().map_err(|_| "lock poisoned".to_owned())?[index] = (key, value);
+                Ok(true)
+            }
+        },
+    )
     .await;
     if measured.errors > 0 {
         return Err(format!(
@@ -220,29 +236,41 @@ async fn create_secrets(args: &Args, count: usize) -> Result<Arc<Vec<(String, St
     Ok(Arc::new(created))
 }
 
+/// One REST connection per client, each behind a lock only its own worker takes.
+async fn rest_connections(args: &Args) -> Result<Arc<Vec<Mutex<RestConnection>>>, String> {
+    let mut connections = Vec::with_capacity(args.concurrency);
+    for _ in 0..args.concurrency {
+        connections.push(Mutex::new(RestConnection::connect(&args.http).await?));
+    }
+    Ok(Arc::new(connections))
+}
+
+/// The part of a reveal's JSON answer the generator checks.
+#[derive(serde::Deserialize)]
+struct Revealed {
+    value: String,
+}
+
 async fn reveal_rest(args: &Args) -> Result<Measured, String> {
     let secrets = create_secrets(args, args.requests).await?;
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .pool_max_idle_per_host(args.concurrency)
-        .build()
-        .map_err(|err| err.to_string())?;
-    let base = args.http.trim_end_matches('/').to_owned();
+    let connections = rest_connections(args).await?;
     Ok(drive(
         Scenario::RevealRest,
         args.requests,
         args.concurrency,
-        move |index| {
-            let (http, secrets) = (http.clone(), secrets.clone());
-            let url = format!("{base}/api/v1/secret/{}", secrets[index].0);
+        move |worker, index| {
+            let (connections, secrets) = (connections.clone(), secrets.clone());
             async move {
-                let response = http.post(url).send().await.map_err(|err| err.to_string())?;
-                if !response.status().is_success() {
+                let (key, value) = &secrets[index];
+                let path = format!("/api/v1/secret/{key}");
+                let mut connection = connections[worker].lock().await;
+                let response = connection.post(&path, None, Bytes::new()).await?;
+                if !response.status.is_success() {
                     return Ok(false);
                 }
-                let body: serde_json::Value =
-                    response.json().await.map_err(|err| err.to_string())?;
-                Ok(body["value"].as_str() == Some(secrets[index].1.as_str()))
+                let revealed: Revealed =
+                    serde_json::from_slice(&response.body).map_err(|err| err.to_string())?;
+                Ok(revealed.value == *value)
             }
         },
     )
@@ -256,7 +284,7 @@ async fn reveal_grpc(args: &Args) -> Result<Measured, String> {
         Scenario::RevealGrpc,
         args.requests,
         args.concurrency,
-        move |index| {
+        move |_, index| {
             let mut client = clients[index % clients.len()].clone();
             let secrets = secrets.clone();
             async move {
@@ -276,28 +304,28 @@ async fn reveal_grpc(args: &Args) -> Result<Measured, String> {
 }
 
 async fn share_rest(args: &Args) -> Result<Measured, String> {
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .pool_max_idle_per_host(args.concurrency)
-        .build()
-        .map_err(|err| err.to_string())?;
-    let url = format!("{}/api/v1/share", args.http.trim_end_matches('/'));
+    let connections = rest_connections(args).await?;
     let bytes = args.secret_bytes;
     Ok(drive(
         Scenario::ShareRest,
         args.requests,
         args.concurrency,
-        move |index| {
-            let (http, url) = (http.clone(), url.clone());
+        move |worker, index| {
+            let connections = connections.clone();
             async move {
                 let value = secret_value(index, bytes);
-                let response = http
-                    .post(url)
-                    .form(&[("secret", value.as_str()), ("ttl", "3600")])
-                    .send()
-                    .await
-                    .map_err(|err| err.to_string())?;
-                Ok(response.status().is_success())
+                let form =
+                    serde_urlencoded::to_string([("secret", value.as_str()), ("ttl", "3600")])
+                        .map_err(|err| err.to_string())?;
+                let mut connection = connections[worker].lock().await;
+                let response = connection
+                    .post(
+                        "/api/v1/share",
+                        Some("application/x-www-form-urlencoded"),
+                        Bytes::from(form),
+                    )
+                    .await?;
+                Ok(response.status.is_success())
             }
         },
     )
@@ -340,7 +368,7 @@ async fn baseline(args: &Args) -> Result<Measured, String> {
         Scenario::Baseline,
         args.requests,
         args.concurrency,
-        move |index| {
+        move |_, index| {
             let mut connection = connections[index % connections.len()].clone();
             async move {
                 let value: Option<Vec<u8>> = redis::cmd("GETDEL")

@@ -40,7 +40,7 @@ impl SecretId {
     }
 
     fn to_hex(self) -> String {
-        hex::encode(self.0)
+        hex32(&self.0)
     }
 }
 
@@ -63,7 +63,7 @@ impl ReceiptId {
     }
 
     fn to_hex(self) -> String {
-        hex::encode(self.0)
+        hex32(&self.0)
     }
 }
 
@@ -89,7 +89,7 @@ impl OwnerId {
     }
 
     fn to_hex(self) -> String {
-        hex::encode(self.0)
+        hex32(&self.0)
     }
 }
 
@@ -114,7 +114,7 @@ impl RateKey {
     }
 
     fn to_hex(self) -> String {
-        hex::encode(self.0)
+        hex32(&self.0)
     }
 }
 
@@ -145,6 +145,17 @@ pub enum FailedAttempt {
     Burned,
     /// The secret is gone already.
     Missing,
+}
+
+/// Lower-case hex of a 32-byte id. Ids name Redis keys on every request; encoding into a
+/// fixed buffer skips building the string one char at a time.
+fn hex32(bytes: &[u8; 32]) -> String {
+    let mut text = [0u8; 64];
+    // Cannot fail: the buffer is exactly twice the input, and hex digits are ASCII.
+    let _ = hex::encode_to_slice(bytes, &mut text);
+    std::str::from_utf8(&text)
+        .map(str::to_owned)
+        .unwrap_or_default()
 }
 
 fn domain_hash(domain: &[u8], key: &str) -> [u8; 32] {
@@ -348,4 +359,20 @@ pub trait SecretStore: Send + Sync + 'static {
 
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_named_by_their_lower_case_hex() {
+        let mut bytes = [0u8; 32];
+        for (index, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::try_from(index * 8).unwrap_or(u8::MAX);
+        }
+        let expected: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+        assert_eq!(hex32(&bytes), expected);
+        assert_eq!(hex32(&[0xff; 32]), "ff".repeat(32));
+    }
 }
