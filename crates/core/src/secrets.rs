@@ -8,6 +8,7 @@ use burnbox_store::{
     FailedAttempt, NewSecret, OwnerId, ReceiptId, ReceiptState as StoredState, RecentEntry,
     SecretId, SecretRecord, SecretStore, Take,
 };
+use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -473,28 +474,33 @@ impl Secrets {
         let owner = OwnerId::from_custid(caller.custid());
         let since = now() - seconds(RECENT_WINDOW);
         let entries = self.store.recent(&owner, since, RECENT_LIMIT).await?;
-        let mut receipts = Vec::with_capacity(entries.len());
-        for entry in entries {
-            // An entry sealed under a token the customer no longer uses cannot be opened: skip it.
-            let Ok(metadata_key) =
-                self.settings
+        // An entry sealed under a token the customer no longer uses cannot be opened: skip it.
+        let metadata_keys: Vec<String> = entries
+            .iter()
+            .filter_map(|entry| {
+                let plain = self
+                    .settings
                     .keyring
-                    .open(Purpose::RecentEntry, token, owner.as_bytes(), &entry)
-            else {
-                continue;
-            };
-            let Ok(metadata_key) = String::from_utf8(metadata_key.to_vec()) else {
-                continue;
-            };
-            match self.open_receipt(&metadata_key).await {
+                    .open(Purpose::RecentEntry, token, owner.as_bytes(), entry)
+                    .ok()?;
+                String::from_utf8(plain.to_vec()).ok()
+            })
+            .collect();
+        // Read together, the receipts share round trips on the store's multiplexed connection
+        // instead of costing two each, one after the other.
+        let opened = join_all(metadata_keys.iter().map(|key| self.open_receipt(key))).await;
+        let mut receipts = Vec::with_capacity(opened.len());
+        for opened in opened {
+            match opened {
                 Ok(opened) if opened.body.custid == caller.custid() => {
                     receipts.push(Receipt {
                         secret_key: None,
                         ..opened.receipt
                     });
                 }
-                // The receipt expired since the entry was written.
+                // Someone else's receipt is never listed.
                 Ok(_) => {}
+                // The receipt expired since the entry was written.
                 Err(err) if err.kind() == ErrorKind::NotFound => {}
                 Err(err) => return Err(err),
             }
