@@ -427,9 +427,12 @@ async fn bodies_are_capped_from_the_max_secret_size() {
         .share_secret(burnbox_tests::grpc_share_request(&far_beyond))
         .await
         .expect_err("refused");
-    // tonic refuses it while decoding, before our handler: OUT_OF_RANGE with the limit named.
-    assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
-    assert!(status.message().contains("too large"), "{status:?}");
+    // tonic refuses it while decoding, before the handler; the refusal still reads like REST's.
+    assert_grpc_error(&status, ErrorKind::BadRequest, None);
+    assert!(
+        status.message().contains("larger than this server accepts"),
+        "{status:?}"
+    );
     // The server is unharmed.
     assert_eq!(
         rest_share(&server, &[("secret", "small")]).await.0,

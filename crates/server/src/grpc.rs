@@ -5,14 +5,39 @@
 use std::sync::Arc;
 
 use burnbox_core::{
-    BurnInput, Burned, Caller, Error, GenerateInput, Generated, Receipt, RevealInput, Revealed,
-    Secrets, ShareInput,
+    BurnInput, Burned, Caller, Error, ErrorKind, GenerateInput, Generated, Receipt, RevealInput,
+    Revealed, Secrets, ShareInput,
 };
 use burnbox_spec::v1::{self as pb, secrets_server};
 use tonic::{Request, Response, Status};
 
 use crate::gate::{Access, ActionClass, Gate, Origin};
 use crate::wire_error::to_grpc_status;
+
+/// Renders tonic's refusal of an over-cap message through the error table. tonic refuses such a
+/// message while decoding, before any handler runs, with a bare `OUT_OF_RANGE`; no row of the
+/// table uses that code, so it can only be that refusal. The caller gets what REST's over-cap
+/// body gets: `BadRequest` with the limit named and an `error_id`.
+pub fn render_oversize_refusal(
+    response: http::Response<tonic::body::Body>,
+    max_message_bytes: usize,
+) -> http::Response<tonic::body::Body> {
+    let out_of_range = i32::from(tonic::Code::OutOfRange).to_string();
+    let refused = response
+        .headers()
+        .get("grpc-status")
+        .is_some_and(|code| code.as_bytes() == out_of_range.as_bytes());
+    if !refused {
+        return response;
+    }
+    let error = Error::new(
+        ErrorKind::BadRequest,
+        format!(
+            "the request message is larger than this server accepts ({max_message_bytes} bytes)"
+        ),
+    );
+    to_grpc_status(&error).into_http()
+}
 
 /// The gRPC service, sharing the one handler with REST.
 pub struct GrpcSecrets {

@@ -139,6 +139,15 @@ mod tests {
     }
 
     #[test]
+    fn no_row_uses_out_of_range() {
+        // grpc::render_oversize_refusal relies on it: OUT_OF_RANGE is only ever tonic's refusal
+        // of an over-cap message.
+        for kind in ErrorKind::ALL {
+            assert_ne!(wire_error(kind).grpc, tonic::Code::OutOfRange, "{kind:?}");
+        }
+    }
+
+    #[test]
     fn error_ids_are_trace_id_shaped() {
         let id = new_error_id();
         assert_eq!(id.len(), 32);
