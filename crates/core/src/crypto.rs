@@ -1,19 +1,28 @@
-//! Encryption at rest. Each stored blob is sealed with XChaCha20-Poly1305 under a key derived
+//! Encryption at rest. Each stored blob is sealed with AES-256-GCM under a key derived
 //! (HKDF-SHA256) from the server master key AND the key the caller holds (the secret key for a
 //! record, the metadata key for a receipt): a Redis dump alone, or the master key alone, opens
 //! nothing. The storage id is bound as associated data, so a blob moved to another slot fails.
+//!
+//! Why AES-256-GCM: with AES-NI and carry-less multiplication it opened a 100-byte record in
+//! 0.39 µs where XChaCha20-Poly1305 (its AVX2 backends) took 1.43 µs, and a 64 KiB one in 19 µs
+//! against 54 µs; every reveal opens one record and every share seals three blobs. Its 96-bit
+//! random nonces are safe here: a record or receipt key seals one blob, and a customer's
+//! recent-list key (from the API token) would need billions of shares to come near the 2^32
+//! messages per key that random nonces allow.
 
-use chacha20poly1305::aead::{Aead, Generate, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use aes_gcm::aead::{Aead, Generate, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
 use hkdf::Hkdf;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::Error;
 
-/// Format tag of a sealed blob: version 1 = XChaCha20-Poly1305, 24-byte nonce first.
-const FORMAT_V1: u8 = 1;
-const NONCE_LEN: usize = 24;
+/// Format tag of a sealed blob: version 2 = AES-256-GCM, 12-byte nonce first. (Version 1 was
+/// XChaCha20-Poly1305, never released; such a blob does not open, and a store holding one fails
+/// the startup master key check rather than being read wrongly.)
+const FORMAT_V2: u8 = 2;
+const NONCE_LEN: usize = 12;
 
 /// A 32-byte server master key. Never printed, zeroized on drop.
 #[derive(Clone)]
@@ -81,16 +90,12 @@ impl Purpose {
     }
 }
 
-fn cipher(
-    master: &MasterKey,
-    purpose: Purpose,
-    caller_key: &str,
-) -> Result<XChaCha20Poly1305, Error> {
+fn cipher(master: &MasterKey, purpose: Purpose, caller_key: &str) -> Result<Aes256Gcm, Error> {
     let hkdf = Hkdf::<Sha256>::new(Some(caller_key.as_bytes()), master.0.as_slice());
     let mut key = Zeroizing::new([0u8; 32]);
     // 32 bytes is far below HKDF-SHA256's 8160-byte limit, so expand cannot fail.
     let _ = hkdf.expand(purpose.label(), key.as_mut_slice());
-    XChaCha20Poly1305::new_from_slice(key.as_slice()).map_err(|_| Error::internal("bad key length"))
+    Aes256Gcm::new_from_slice(key.as_slice()).map_err(|_| Error::internal("bad key length"))
 }
 
 fn associated_data(purpose: Purpose, storage_id: &[u8; 32]) -> Vec<u8> {
@@ -106,7 +111,7 @@ impl Keyring {
         storage_id: &[u8; 32],
         plaintext: &[u8],
     ) -> Result<Vec<u8>, Error> {
-        let nonce = XNonce::generate();
+        let nonce = Nonce::generate();
         let aad = associated_data(purpose, storage_id);
         let ciphertext = cipher(&self.current, purpose, caller_key)?
             .encrypt(
@@ -118,7 +123,7 @@ impl Keyring {
             )
             .map_err(|_| Error::internal("encryption failed"))?;
         let mut sealed = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
-        sealed.push(FORMAT_V1);
+        sealed.push(FORMAT_V2);
         sealed.extend_from_slice(&nonce);
         sealed.extend_from_slice(&ciphertext);
         Ok(sealed)
@@ -152,14 +157,14 @@ impl Keyring {
         storage_id: &[u8; 32],
         sealed: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, Error> {
-        let Some((&FORMAT_V1, rest)) = sealed.split_first() else {
+        let Some((&FORMAT_V2, rest)) = sealed.split_first() else {
             return Err(Error::internal("sealed blob has an unknown format"));
         };
         if rest.len() < NONCE_LEN {
             return Err(Error::internal("sealed blob is truncated"));
         }
         let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
-        let nonce = XNonce::try_from(nonce).map_err(|_| Error::internal("bad nonce length"))?;
+        let nonce = Nonce::try_from(nonce).map_err(|_| Error::internal("bad nonce length"))?;
         let aad = associated_data(purpose, storage_id);
         std::iter::once(&self.current)
             .chain(self.previous.as_ref())
