@@ -4,8 +4,10 @@
 //! shares over REST; reveals over REST (HTTP/1.1 keep-alive) and over gRPC (HTTP/2, a few
 //! connections), each on secrets created beforehand (untimed: a secret reveals only once); and
 //! the baseline, raw `GETDEL` on the same Redis. It prints throughput, latency percentiles,
-//! errors and each reveal's throughput as a ratio of the baseline's, as a table or as JSON. It
-//! exits non-zero when any measured request failed.
+//! errors, each reveal's throughput as a ratio of the baseline's and, given the server's pid,
+//! the server's CPU time per request (its own cost, apart from what the load generator and
+//! Redis take of a shared machine), as a table or as JSON. It exits non-zero when any measured
+//! request failed.
 
 mod rest;
 
@@ -104,6 +106,8 @@ struct Measured {
     errors: usize,
     elapsed: Duration,
     latency_micros: Histogram<u64>,
+    /// CPU time the server process spent during the timed requests, if its pid is known.
+    server_cpu: Option<Duration>,
 }
 
 impl Measured {
@@ -114,19 +118,45 @@ impl Measured {
     fn millis(&self, quantile: f64) -> f64 {
         self.latency_micros.value_at_quantile(quantile) as f64 / 1000.0
     }
+
+    /// The server's CPU time per request in µs: its own cost, whatever the load generator and
+    /// Redis took of the shared machine.
+    fn server_micros_per_request(&self) -> Option<f64> {
+        let cpu = self.server_cpu?;
+        (self.requests > 0).then(|| cpu.as_secs_f64() * 1e6 / self.requests as f64)
+    }
 }
 
 /// One request of a scenario; `Ok(true)` is a success, `Ok(false)` a wrong answer.
 type Outcome = Result<bool, String>;
 
+/// CPU time (user + system, all threads) of process `pid` so far, from /proc (Linux reports it
+/// in USER_HZ ticks, 100 per second).
+fn process_cpu(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; the fields after it are plain.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
 /// Runs `requests` calls of `call(worker, index)` on `concurrency` workers (numbered from 0, so
-/// a worker can own a connection); returns the measurements.
-async fn drive<F, Fut>(scenario: Scenario, requests: usize, concurrency: usize, call: F) -> Measured
+/// a worker can own a connection); returns the measurements, with the CPU time `server` (a
+/// pid) spent meanwhile.
+async fn drive<F, Fut>(
+    scenario: Scenario,
+    requests: usize,
+    concurrency: usize,
+    server: Option<u32>,
+    call: F,
+) -> Measured
 where
     F: Fn(usize, usize) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = Outcome> + Send,
 {
     let next = Arc::new(AtomicUsize::new(0));
+    let server_cpu_before = server.and_then(process_cpu);
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
     for worker in 0..concurrency {
@@ -159,12 +189,18 @@ where
             .unwrap_or_else(|err| panic!("merging histograms: {err}"));
         errors += worker_errors;
     }
+    let elapsed = started.elapsed();
+    let server_cpu = server
+        .and_then(process_cpu)
+        .zip(server_cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
     Measured {
         scenario,
         requests,
         errors,
-        elapsed: started.elapsed(),
+        elapsed,
         latency_micros,
+        server_cpu,
     }
 }
 
@@ -205,6 +241,7 @@ async fn create_secrets(args: &Args, count: usize) -> Result<Arc<Vec<(String, St
         Scenario::ShareRest,
         count,
         args.concurrency,
+        None,
         move |_, index| {
             let mut client = clients_ref[index % clients_ref.len()].clone();
             let created = created_ref.clone();
@@ -258,6 +295,7 @@ async fn reveal_rest(args: &Args) -> Result<Measured, String> {
         Scenario::RevealRest,
         args.requests,
         args.concurrency,
+        args.server_pid,
         move |worker, index| {
             let (connections, secrets) = (connections.clone(), secrets.clone());
             async move {
@@ -284,6 +322,7 @@ async fn reveal_grpc(args: &Args) -> Result<Measured, String> {
         Scenario::RevealGrpc,
         args.requests,
         args.concurrency,
+        args.server_pid,
         move |_, index| {
             let mut client = clients[index % clients.len()].clone();
             let secrets = secrets.clone();
@@ -310,6 +349,7 @@ async fn share_rest(args: &Args) -> Result<Measured, String> {
         Scenario::ShareRest,
         args.requests,
         args.concurrency,
+        args.server_pid,
         move |worker, index| {
             let connections = connections.clone();
             async move {
@@ -368,6 +408,8 @@ async fn baseline(args: &Args) -> Result<Measured, String> {
         Scenario::Baseline,
         args.requests,
         args.concurrency,
+        // The server has no part in the baseline.
+        None,
         move |_, index| {
             let mut connection = connections[index % connections.len()].clone();
             async move {
@@ -429,6 +471,7 @@ fn report(args: &Args, results: &[Measured]) {
                         "max": measured.latency_micros.max() as f64 / 1000.0,
                     },
                     "ratio_to_baseline": ratio(measured),
+                    "server_cpu_us_per_request": measured.server_micros_per_request(),
                 })
             })
             .collect();
@@ -452,12 +495,20 @@ fn report(args: &Args, results: &[Measured]) {
         args.baseline_connections.unwrap_or(args.concurrency)
     );
     println!(
-        "{:<16} {:>10} {:>7} {:>9} {:>9} {:>9} {:>9} {:>10}",
-        "scenario", "req/s", "errors", "p50 ms", "p90 ms", "p99 ms", "max ms", "/baseline"
+        "{:<16} {:>10} {:>7} {:>9} {:>9} {:>9} {:>9} {:>10} {:>13}",
+        "scenario",
+        "req/s",
+        "errors",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "/baseline",
+        "server µs/req"
     );
     for measured in results {
         println!(
-            "{:<16} {:>10.0} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>10}",
+            "{:<16} {:>10.0} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>10} {:>13}",
             measured.scenario.name(),
             measured.throughput(),
             measured.errors,
@@ -467,6 +518,9 @@ fn report(args: &Args, results: &[Measured]) {
             measured.latency_micros.max() as f64 / 1000.0,
             ratio(measured)
                 .map_or_else(|| "-".to_owned(), |ratio| format!("{:.0}%", ratio * 100.0)),
+            measured
+                .server_micros_per_request()
+                .map_or_else(|| "-".to_owned(), |micros| format!("{micros:.1}")),
         );
     }
     if let Some(rss) = rss {
