@@ -77,6 +77,20 @@ fn free_cluster_port() -> u16 {
     }
 }
 
+/// One cluster-enabled `redis-server` on `port`, or `None` if it could not start there.
+fn spawn_cluster_node(port: u16, dir: &std::path::Path) -> Option<Child> {
+    let config = format!("nodes-{port}.conf");
+    let args = [
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        &config,
+        "--cluster-node-timeout",
+        "5000",
+    ];
+    spawn_redis(port, dir, &args)
+}
+
 impl TestRedisCluster {
     /// Starts three nodes and joins them into one cluster covering all 16384 slots.
     pub fn start() -> Self {
@@ -85,20 +99,50 @@ impl TestRedisCluster {
         let mut children = Vec::new();
         while children.len() < 3 {
             let port = free_cluster_port();
-            let config = format!("nodes-{port}.conf");
-            let args = [
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                &config,
-                "--cluster-node-timeout",
-                "5000",
-            ];
-            if let Some(child) = spawn_redis(port, dir.path(), &args) {
+            if let Some(child) = spawn_cluster_node(port, dir.path()) {
                 ports.push(port);
                 children.push(child);
             }
         }
+        Self::join(ports, children, dir)
+    }
+
+    /// Three distinct free ports for [`TestRedisCluster::start_on`], so a server can be pointed at
+    /// a cluster before it exists.
+    pub fn free_ports() -> Vec<u16> {
+        let mut ports: Vec<u16> = Vec::new();
+        while ports.len() < 3 {
+            let port = free_cluster_port();
+            if !ports.contains(&port) {
+                ports.push(port);
+            }
+        }
+        ports
+    }
+
+    /// Starts the cluster on `ports` (from [`TestRedisCluster::free_ports`]).
+    pub fn start_on(ports: &[u16]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let children = ports
+            .iter()
+            .map(|port| {
+                spawn_cluster_node(*port, dir.path())
+                    .unwrap_or_else(|| panic!("a cluster node could not start on port {port}"))
+            })
+            .collect();
+        Self::join(ports.to_vec(), children, dir)
+    }
+
+    /// The node URLs of a cluster on `ports`.
+    pub fn urls_of(ports: &[u16]) -> Vec<String> {
+        ports
+            .iter()
+            .map(|port| format!("redis://127.0.0.1:{port}/"))
+            .collect()
+    }
+
+    /// Joins the started nodes into one cluster and waits until it serves.
+    fn join(ports: Vec<u16>, children: Vec<Child>, dir: tempfile::TempDir) -> Self {
         let cluster = Self {
             ports,
             children,
@@ -144,10 +188,7 @@ impl TestRedisCluster {
 
     /// The node URLs.
     pub fn urls(&self) -> Vec<String> {
-        self.ports
-            .iter()
-            .map(|port| format!("redis://127.0.0.1:{port}/"))
-            .collect()
+        Self::urls_of(&self.ports)
     }
 }
 

@@ -1,14 +1,16 @@
 //! Redis Cluster: the store conformance suite and the service end to end against a real
-//! three-node cluster that the harness starts, so every atomic operation stays in one slot.
+//! three-node cluster that the harness starts, so every atomic operation stays in one slot; and
+//! a server started before its cluster, which waits unready instead of failing.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use burnbox_core::ErrorKind;
 use burnbox_store::{RedisConfig, RedisStore, RedisTopology};
 use burnbox_tests::conformance::conformance;
 use burnbox_tests::{
-    ALICE, Backend, TestRedisCluster, TestServer, basic_auth, grpc_reveal_request, json_of,
-    rest_reveal, rest_share, test_master_key,
+    ALICE, Backend, TestRedisCluster, TestServer, assert_rest_error, basic_auth,
+    grpc_reveal_request, json_of, rest_reveal, rest_share, test_master_key,
 };
 use reqwest::StatusCode;
 
@@ -110,4 +112,24 @@ async fn the_service_runs_on_a_redis_cluster() {
     ));
     let (_, receipt) = json_of(server.http.get(receipt_url).send().await.expect("receipt")).await;
     assert_eq!(receipt["state"], "burned");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_waits_for_a_cluster_that_is_not_up_yet() {
+    let ports = TestRedisCluster::free_ports();
+    let server = TestServer::start_with(Backend::Memory, |config| {
+        config.redis_cluster_nodes = TestRedisCluster::urls_of(&ports);
+        config.master_key = Some(test_master_key());
+    })
+    .await;
+    // Up but unready, and every request a documented 503 rather than a guess.
+    assert_eq!(server.readiness().await, StatusCode::SERVICE_UNAVAILABLE);
+    assert_rest_error(
+        &rest_share(&server, &[("secret", "too early")]).await,
+        ErrorKind::Unavailable,
+        None,
+    );
+
+    let _cluster = TestRedisCluster::start_on(&ports);
+    server.assert_recovers("once the cluster is up").await;
 }

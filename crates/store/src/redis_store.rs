@@ -13,6 +13,7 @@
 //! TTL: the record its own, the receipt and pointer twice that. No sweeper is needed.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -20,6 +21,7 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncCommands, RedisError, Script};
+use tokio::sync::OnceCell;
 
 use crate::{
     FailedAttempt, NewSecret, OwnerId, RateDecision, RateKey, ReceiptId, ReceiptState, SecretId,
@@ -111,11 +113,29 @@ pub struct RedisConfig {
     pub timeout: Duration,
 }
 
-/// A connection to either topology; both reconnect by themselves.
+/// A connection to either topology; both connect on first use and reconnect by themselves.
 #[derive(Clone)]
 enum Connection {
     Standalone(ConnectionManager),
-    Cluster(ClusterConnection),
+    Cluster(LazyCluster),
+}
+
+/// A Redis Cluster connection made on first use, so the server can start (not ready) before the
+/// cluster answers, as it can before a standalone Redis does. Once made it follows the cluster's
+/// topology by itself; until then every command tries to make it.
+#[derive(Clone)]
+struct LazyCluster {
+    client: ClusterClient,
+    connection: Arc<OnceCell<ClusterConnection>>,
+}
+
+impl LazyCluster {
+    async fn connection(&self) -> Result<ClusterConnection, RedisError> {
+        self.connection
+            .get_or_try_init(|| self.client.get_async_connection())
+            .await
+            .cloned()
+    }
 }
 
 impl ConnectionLike for Connection {
@@ -125,7 +145,9 @@ impl ConnectionLike for Connection {
     ) -> redis::RedisFuture<'a, redis::Value> {
         match self {
             Self::Standalone(connection) => connection.req_packed_command(cmd),
-            Self::Cluster(connection) => connection.req_packed_command(cmd),
+            Self::Cluster(lazy) => {
+                Box::pin(async move { lazy.connection().await?.req_packed_command(cmd).await })
+            }
         }
     }
 
@@ -137,14 +159,20 @@ impl ConnectionLike for Connection {
     ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
         match self {
             Self::Standalone(connection) => connection.req_packed_commands(pipeline, offset, count),
-            Self::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(lazy) => Box::pin(async move {
+                lazy.connection()
+                    .await?
+                    .req_packed_commands(pipeline, offset, count)
+                    .await
+            }),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
             Self::Standalone(connection) => connection.get_db(),
-            Self::Cluster(connection) => connection.get_db(),
+            // A cluster has only database 0.
+            Self::Cluster(_) => 0,
         }
     }
 }
@@ -161,8 +189,8 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    /// Prepares the connection. A standalone Redis is connected to on first use (so it need not
-    /// be up yet); a cluster must answer now, to tell its topology.
+    /// Prepares the connection. Redis, standalone or cluster, is connected to on first use, so
+    /// it need not be up yet.
     pub async fn connect(config: &RedisConfig) -> Result<Self, StoreError> {
         let connection = match &config.topology {
             RedisTopology::Standalone(url) => {
@@ -188,7 +216,10 @@ impl RedisStore {
                     .map_err(|err| {
                         StoreError::Internal(format!("invalid Redis Cluster nodes: {err}"))
                     })?;
-                Connection::Cluster(client.get_async_connection().await.map_err(classify)?)
+                Connection::Cluster(LazyCluster {
+                    client,
+                    connection: Arc::new(OnceCell::new()),
+                })
             }
         };
         Ok(Self {
