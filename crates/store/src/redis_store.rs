@@ -117,16 +117,16 @@ pub struct RedisConfig {
 #[derive(Clone)]
 enum Connection {
     Standalone(ConnectionManager),
-    Cluster(LazyCluster),
+    // Shared, not copied: every command clones the connection, and the client is large.
+    Cluster(Arc<LazyCluster>),
 }
 
 /// A Redis Cluster connection made on first use, so the server can start (not ready) before the
 /// cluster answers, as it can before a standalone Redis does. Once made it follows the cluster's
 /// topology by itself; until then every command tries to make it.
-#[derive(Clone)]
 struct LazyCluster {
     client: ClusterClient,
-    connection: Arc<OnceCell<ClusterConnection>>,
+    connection: OnceCell<ClusterConnection>,
 }
 
 impl LazyCluster {
@@ -216,10 +216,10 @@ impl RedisStore {
                     .map_err(|err| {
                         StoreError::Internal(format!("invalid Redis Cluster nodes: {err}"))
                     })?;
-                Connection::Cluster(LazyCluster {
+                Connection::Cluster(Arc::new(LazyCluster {
                     client,
-                    connection: Arc::new(OnceCell::new()),
-                })
+                    connection: OnceCell::new(),
+                }))
             }
         };
         Ok(Self {
