@@ -133,3 +133,48 @@ async fn the_server_waits_for_a_cluster_that_is_not_up_yet() {
     let _cluster = TestRedisCluster::start_on(&ports);
     server.assert_recovers("once the cluster is up").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_to_a_silent_cluster_fail_within_the_timeout() {
+    // A "node" that accepts connections and never answers: each connection attempt lasts the
+    // whole Redis timeout, and requests queue behind one attempt at a time.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let node = format!("redis://{}/", silent.local_addr().expect("address"));
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let timeout = Duration::from_millis(300);
+    let server = TestServer::start_with(Backend::Memory, |config| {
+        config.redis_cluster_nodes = vec![node];
+        config.master_key = Some(test_master_key());
+        config.redis_timeout_ms = 300;
+    })
+    .await;
+
+    let server = Arc::new(server);
+    let started = std::time::Instant::now();
+    let mut requests = tokio::task::JoinSet::new();
+    for index in 0..40 {
+        let server = server.clone();
+        requests.spawn(async move {
+            let answer = rest_share(&server, &[("secret", &format!("queued {index}"))]).await;
+            (answer, std::time::Instant::now())
+        });
+    }
+    while let Some(joined) = requests.join_next().await {
+        let (answer, answered) = joined.expect("request task");
+        assert_rest_error(&answer, ErrorKind::Unavailable, None);
+        // Each waits about one timeout for the connection, not for the attempts of the requests
+        // queued before it (unbounded, the last of 40 waited over 4 s).
+        let waited = answered - started;
+        assert!(
+            waited < timeout * 6,
+            "a request waited {waited:?} for a silent cluster"
+        );
+    }
+}

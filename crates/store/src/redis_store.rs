@@ -127,14 +127,23 @@ enum Connection {
 struct LazyCluster {
     client: ClusterClient,
     connection: OnceCell<ClusterConnection>,
+    /// The longest a command waits for the connection: callers queue behind one attempt at a
+    /// time, and without a bound the last of many would wait for all their attempts.
+    timeout: Duration,
 }
 
 impl LazyCluster {
     async fn connection(&self) -> Result<ClusterConnection, RedisError> {
-        self.connection
-            .get_or_try_init(|| self.client.get_async_connection())
-            .await
-            .cloned()
+        let connect = self
+            .connection
+            .get_or_try_init(|| self.client.get_async_connection());
+        match tokio::time::timeout(self.timeout, connect).await {
+            Ok(connection) => connection.cloned(),
+            Err(_) => Err(RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no connection to the Redis Cluster yet",
+            ))),
+        }
     }
 }
 
@@ -219,6 +228,7 @@ impl RedisStore {
                 Connection::Cluster(Arc::new(LazyCluster {
                     client,
                     connection: OnceCell::new(),
+                    timeout: config.timeout,
                 }))
             }
         };
