@@ -69,11 +69,42 @@ pub struct TestRedisCluster {
 
 /// A free port whose cluster bus port (+10000) is free too.
 fn free_cluster_port() -> u16 {
+    reserve_cluster_port().0
+}
+
+/// A free port whose cluster bus port (+10000) is free too, both held bound until the
+/// listeners are dropped.
+fn reserve_cluster_port() -> (u16, [StdTcpListener; 2]) {
     loop {
-        let port = free_port();
-        if port <= 55_535 && StdTcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
-            return port;
+        let listener =
+            StdTcpListener::bind("127.0.0.1:0").expect("the OS has a free loopback port");
+        let port = listener.local_addr().expect("bound address").port();
+        if port > 55_535 {
+            continue;
         }
+        if let Ok(bus) = StdTcpListener::bind(("127.0.0.1", port + 10_000)) {
+            return (port, [listener, bus]);
+        }
+    }
+}
+
+fn cluster_urls(ports: &[u16]) -> Vec<String> {
+    ports
+        .iter()
+        .map(|port| format!("redis://127.0.0.1:{port}/"))
+        .collect()
+}
+
+/// Ports (and their cluster bus ports) held for [`TestRedisCluster::start_on`].
+pub struct ReservedClusterPorts {
+    ports: Vec<u16>,
+    held: Vec<StdTcpListener>,
+}
+
+impl ReservedClusterPorts {
+    /// The node URLs the cluster will have.
+    pub fn urls(&self) -> Vec<String> {
+        cluster_urls(&self.ports)
     }
 }
 
@@ -107,21 +138,24 @@ impl TestRedisCluster {
         Self::join(ports, children, dir)
     }
 
-    /// Three distinct free ports for [`TestRedisCluster::start_on`], so a server can be pointed at
-    /// a cluster before it exists.
-    pub fn free_ports() -> Vec<u16> {
-        let mut ports: Vec<u16> = Vec::new();
+    /// Reserves ports for a cluster that [`TestRedisCluster::start_on`] starts later, so a server
+    /// can be pointed at a cluster before it exists.
+    pub fn reserve() -> ReservedClusterPorts {
+        let mut ports = Vec::new();
+        let mut held = Vec::new();
         while ports.len() < 3 {
-            let port = free_cluster_port();
-            if !ports.contains(&port) {
-                ports.push(port);
-            }
+            let (port, listeners) = reserve_cluster_port();
+            ports.push(port);
+            held.extend(listeners);
         }
-        ports
+        ReservedClusterPorts { ports, held }
     }
 
-    /// Starts the cluster on `ports` (from [`TestRedisCluster::free_ports`]).
-    pub fn start_on(ports: &[u16]) -> Self {
+    /// Starts the cluster on the `reserved` ports.
+    pub fn start_on(reserved: ReservedClusterPorts) -> Self {
+        let ReservedClusterPorts { ports, held } = reserved;
+        // Released only now, for the nodes to bind at once.
+        drop(held);
         let dir = tempfile::tempdir().expect("temp dir");
         let children = ports
             .iter()
@@ -130,15 +164,7 @@ impl TestRedisCluster {
                     .unwrap_or_else(|| panic!("a cluster node could not start on port {port}"))
             })
             .collect();
-        Self::join(ports.to_vec(), children, dir)
-    }
-
-    /// The node URLs of a cluster on `ports`.
-    pub fn urls_of(ports: &[u16]) -> Vec<String> {
-        ports
-            .iter()
-            .map(|port| format!("redis://127.0.0.1:{port}/"))
-            .collect()
+        Self::join(ports, children, dir)
     }
 
     /// Joins the started nodes into one cluster and waits until it serves.
@@ -188,7 +214,7 @@ impl TestRedisCluster {
 
     /// The node URLs.
     pub fn urls(&self) -> Vec<String> {
-        Self::urls_of(&self.ports)
+        cluster_urls(&self.ports)
     }
 }
 

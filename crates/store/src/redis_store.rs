@@ -13,7 +13,7 @@
 //! TTL: the record its own, the receipt and pointer twice that. No sweeper is needed.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -21,7 +21,7 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncCommands, RedisError, Script};
-use tokio::sync::OnceCell;
+use tokio::sync::Notify;
 
 use crate::{
     FailedAttempt, NewSecret, OwnerId, RateDecision, RateKey, ReceiptId, ReceiptState, SecretId,
@@ -121,29 +121,84 @@ enum Connection {
     Cluster(Arc<LazyCluster>),
 }
 
-/// A Redis Cluster connection made on first use, so the server can start (not ready) before the
-/// cluster answers, as it can before a standalone Redis does. Once made it follows the cluster's
-/// topology by itself; until then every command tries to make it.
+/// A Redis Cluster connection made in the background, so the server can start (not ready)
+/// before the cluster answers, as it can before a standalone Redis does. One task keeps trying
+/// until the cluster answers: a command that gives up waiting never cancels an attempt, since a
+/// cluster handshake (seed node, slot map, every node) may outlast one command's timeout. Once
+/// made, the connection follows the cluster's topology by itself.
 struct LazyCluster {
-    client: ClusterClient,
-    connection: OnceCell<ClusterConnection>,
-    /// The longest a command waits for the connection: callers queue behind one attempt at a
-    /// time, and without a bound the last of many would wait for all their attempts.
+    connection: OnceLock<ClusterConnection>,
+    connected: Notify,
+    /// Why the last attempt failed, for the error a waiting command gets.
+    last_failure: Mutex<String>,
+    /// The longest a command waits for the connection.
     timeout: Duration,
 }
 
 impl LazyCluster {
+    /// Starts connecting to the cluster behind `client`.
+    fn start(client: ClusterClient, timeout: Duration) -> Arc<Self> {
+        let lazy = Arc::new(Self {
+            connection: OnceLock::new(),
+            connected: Notify::new(),
+            last_failure: Mutex::new("not connected yet".to_owned()),
+            timeout,
+        });
+        let weak = Arc::downgrade(&lazy);
+        tokio::spawn(async move {
+            let mut pause = Duration::from_millis(100);
+            loop {
+                let attempt = client.get_async_connection().await;
+                // The store is gone: nobody needs the connection any more.
+                let Some(lazy) = weak.upgrade() else {
+                    return;
+                };
+                match attempt {
+                    Ok(connection) => {
+                        let _ = lazy.connection.set(connection);
+                        lazy.connected.notify_waiters();
+                        tracing::info!("connected to the Redis Cluster");
+                        return;
+                    }
+                    Err(err) => {
+                        tracing::debug!(error = %err, "the Redis Cluster does not answer yet");
+                        *lazy
+                            .last_failure
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = err.to_string();
+                    }
+                }
+                drop(lazy);
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+        });
+        lazy
+    }
+
+    /// The connection, once made; waits for it at most the timeout.
     async fn connection(&self) -> Result<ClusterConnection, RedisError> {
-        let connect = self
-            .connection
-            .get_or_try_init(|| self.client.get_async_connection());
-        match tokio::time::timeout(self.timeout, connect).await {
-            Ok(connection) => connection.cloned(),
-            Err(_) => Err(RedisError::from(std::io::Error::new(
+        let made = async {
+            loop {
+                // Created before the check, so a connection made in between still wakes it.
+                let connected = self.connected.notified();
+                if let Some(connection) = self.connection.get() {
+                    return connection.clone();
+                }
+                connected.await;
+            }
+        };
+        tokio::time::timeout(self.timeout, made).await.map_err(|_| {
+            let failure = self
+                .last_failure
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            RedisError::from(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
-                "no connection to the Redis Cluster yet",
-            ))),
-        }
+                format!("no connection to the Redis Cluster yet ({failure})"),
+            ))
+        })
     }
 }
 
@@ -198,8 +253,8 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    /// Prepares the connection. Redis, standalone or cluster, is connected to on first use, so
-    /// it need not be up yet.
+    /// Prepares the connection. Redis need not be up yet: a standalone Redis is connected to on
+    /// first use, a cluster in the background from now on.
     pub async fn connect(config: &RedisConfig) -> Result<Self, StoreError> {
         let connection = match &config.topology {
             RedisTopology::Standalone(url) => {
@@ -225,11 +280,7 @@ impl RedisStore {
                     .map_err(|err| {
                         StoreError::Internal(format!("invalid Redis Cluster nodes: {err}"))
                     })?;
-                Connection::Cluster(Arc::new(LazyCluster {
-                    client,
-                    connection: OnceCell::new(),
-                    timeout: config.timeout,
-                }))
+                Connection::Cluster(LazyCluster::start(client, config.timeout))
             }
         };
         Ok(Self {
