@@ -91,7 +91,8 @@ struct Args {
         default_value = "baseline,reveal-rest,reveal-grpc,share-rest"
     )]
     scenarios: Vec<Scenario>,
-    /// The server's process id, to report its peak resident memory (Linux).
+    /// The server's process id, to report its CPU time per request and its peak resident
+    /// memory (Linux, server on this host).
     #[arg(long)]
     server_pid: Option<u32>,
     /// Print JSON instead of a table.
@@ -130,8 +131,9 @@ impl Measured {
 /// One request of a scenario; `Ok(true)` is a success, `Ok(false)` a wrong answer.
 type Outcome = Result<bool, String>;
 
-/// CPU time (user + system, all threads) of process `pid` so far, from /proc (Linux reports it
-/// in USER_HZ ticks, 100 per second).
+/// CPU time (user + system, all threads) of process `pid` so far, from /proc. Linux reports it
+/// in USER_HZ ticks, which the kernel fixes at 100 per second for user space whatever its own
+/// tick rate; a 10 ms resolution is fine over runs of seconds.
 fn process_cpu(pid: u32) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces; the fields after it are plain.

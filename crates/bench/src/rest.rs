@@ -38,7 +38,12 @@ impl RestConnection {
             .ok_or_else(|| format!("REST URL {base:?} has no host"))?
             .clone();
         let port = authority.port_u16().unwrap_or(80);
-        let stream = TcpStream::connect((authority.host(), port))
+        // An IPv6 host comes bracketed, as in the URL.
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let stream = TcpStream::connect((host, port))
             .await
             .map_err(|err| format!("cannot reach {base}: {err}"))?;
         stream

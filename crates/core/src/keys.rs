@@ -60,6 +60,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_alphabet_is_what_the_key_check_accepts() {
+        // is_well_formed tests ranges rather than searching ALPHABET: the two must agree.
+        let accepted: Vec<u8> = (0..=u8::MAX)
+            .filter(|byte| byte.is_ascii_digit() || byte.is_ascii_lowercase())
+            .collect();
+        assert_eq!(accepted, ALPHABET.to_vec());
+    }
+
+    #[test]
     fn generated_keys_are_well_formed_and_distinct() {
         let first = generate_key();
         let second = generate_key();

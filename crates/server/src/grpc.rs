@@ -22,11 +22,12 @@ pub fn render_oversize_refusal(
     response: http::Response<tonic::body::Body>,
     max_message_bytes: usize,
 ) -> http::Response<tonic::body::Body> {
-    let out_of_range = i32::from(tonic::Code::OutOfRange).to_string();
+    // OUT_OF_RANGE is code 11 (google.rpc.Code); compared as sent, without parsing every reply.
+    const OUT_OF_RANGE: &[u8] = b"11";
     let refused = response
         .headers()
         .get("grpc-status")
-        .is_some_and(|code| code.as_bytes() == out_of_range.as_bytes());
+        .is_some_and(|code| code.as_bytes() == OUT_OF_RANGE);
     if !refused {
         return response;
     }

@@ -147,15 +147,14 @@ pub enum FailedAttempt {
     Missing,
 }
 
-/// Lower-case hex of a 32-byte id. Ids name Redis keys on every request; encoding into a
-/// fixed buffer skips building the string one char at a time.
+/// Lower-case hex of a 32-byte id. Ids name Redis keys on every request: encoded into a fixed
+/// buffer, then copied into a string of the right size, where `hex::encode` builds it through a
+/// char iterator of unknown length.
 fn hex32(bytes: &[u8; 32]) -> String {
     let mut text = [0u8; 64];
-    // Cannot fail: the buffer is exactly twice the input, and hex digits are ASCII.
+    // Cannot fail: the buffer is exactly twice the input.
     let _ = hex::encode_to_slice(bytes, &mut text);
-    std::str::from_utf8(&text)
-        .map(str::to_owned)
-        .unwrap_or_default()
+    text.iter().map(|&digit| char::from(digit)).collect()
 }
 
 fn domain_hash(domain: &[u8], key: &str) -> [u8; 32] {
