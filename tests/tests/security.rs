@@ -9,6 +9,7 @@ use burnbox_tests::{
 };
 use reqwest::StatusCode;
 use serde_json::Value;
+use tonic_types::StatusExt;
 
 fn other_master_key() -> String {
     use base64::Engine;
@@ -320,7 +321,6 @@ async fn rate_limits_are_shared_by_replicas_on_one_redis() {
         .await
         .expect_err("limited");
     assert_grpc_error(&status, ErrorKind::RateLimited, None);
-    use tonic_types::StatusExt;
     let retry = status
         .get_error_details()
         .retry_info()
@@ -423,12 +423,23 @@ async fn bodies_are_capped_from_the_max_secret_size() {
     let far_beyond = "x".repeat(1024 * 1024);
     let answer = rest_share(&server, &[("secret", &far_beyond)]).await;
     assert_rest_error(&answer, ErrorKind::BadRequest, None);
-    let status = client
-        .share_secret(burnbox_tests::grpc_share_request(&far_beyond))
-        .await
-        .expect_err("refused");
-    // tonic refuses it while decoding, before the handler; the refusal still reads like REST's.
+    let trace_id = "0b5e55ed0b5e55ed0b5e55ed0b5e55ed";
+    let mut request = tonic::Request::new(burnbox_tests::grpc_share_request(&far_beyond));
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-00f067aa0ba902b7-01")
+            .parse()
+            .expect("ASCII"),
+    );
+    let status = client.share_secret(request).await.expect_err("refused");
+    // tonic refuses it while decoding, before the handler; the refusal still reads like REST's,
+    // with the caller's trace id as its error_id.
     assert_grpc_error(&status, ErrorKind::BadRequest, None);
+    let error_id = status
+        .get_error_details()
+        .error_info()
+        .and_then(|info| info.metadata.get("error_id").cloned());
+    assert_eq!(error_id.as_deref(), Some(trace_id));
     assert!(
         status.message().contains("larger than this server accepts"),
         "{status:?}"
