@@ -107,7 +107,7 @@ impl<E: Endpoint> Endpoint for ObserveRest<E> {
     type Output = Response;
 
     async fn call(&self, request: Request) -> poem::Result<Response> {
-        let method = request.method().to_string();
+        let method = request.method().clone();
         let span = tracing::info_span!(
             "HTTP request",
             otel.name = %method,
@@ -128,7 +128,11 @@ impl<E: Endpoint> Endpoint for ObserveRest<E> {
         let status = response.status();
         span.record("http.response.status_code", status.as_u16());
         let operation = response.data::<OperationId>().map_or("none", |id| id.0);
-        if let Some(PathPattern(pattern)) = response.data::<PathPattern>() {
+        // The route only names the span: skip building it when nothing records the span.
+        if let Some(PathPattern(pattern)) = response
+            .data::<PathPattern>()
+            .filter(|_| !span.is_disabled())
+        {
             let names = self
                 .path_parameters
                 .get(operation)
