@@ -275,8 +275,8 @@ mod tests {
         );
         let metadata_key = ["metadata_key".to_owned()];
         assert_eq!(
-            route_template("/api/v1/receipt/:param0/burn", &metadata_key),
-            "/api/v1/receipt/{metadata_key}/burn"
+            route_template("/api/v1/private/:param0/burn", &metadata_key),
+            "/api/v1/private/{metadata_key}/burn"
         );
         assert_eq!(route_template("/api/v1/status", &[]), "/api/v1/status");
         assert_eq!(route_template("/x/:param3", &[]), "/x/{param3}");

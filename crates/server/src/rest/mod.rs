@@ -207,28 +207,9 @@ pub struct RestApi {
     gate: Arc<Gate>,
 }
 
-/// Each operation has one implementation here; the `#[OpenApi]` block below maps paths (and the
-/// Onetime Secret aliases) onto them.
+/// The receipt's implementation, served by POST (documented) and GET (hidden: one operation id
+/// may name only one documented operation).
 impl RestApi {
-    async fn do_share(
-        &self,
-        origin: RequestOrigin,
-        FormOrJson(form): FormOrJson<ShareForm>,
-    ) -> ApiResult<ReceiptBody> {
-        let caller = self
-            .gate
-            .admit(&origin.0, Access::Open, ActionClass::Create)
-            .await?;
-        let input = ShareInput {
-            secret: Some(form.secret),
-            passphrase: form.passphrase,
-            ttl: form.ttl.map(|ttl| ttl.value("ttl")).transpose()?,
-            recipient: form.recipient,
-            share_domain: form.share_domain,
-        };
-        Ok(Json(self.secrets.share(&caller, input).await?.into()))
-    }
-
     async fn do_receipt(
         &self,
         origin: RequestOrigin,
@@ -241,32 +222,6 @@ impl RestApi {
         Ok(Json(
             self.secrets.receipt(&caller, &metadata_key.0).await?.into(),
         ))
-    }
-
-    async fn do_burn(
-        &self,
-        origin: RequestOrigin,
-        metadata_key: Path<String>,
-        FormOrJson(form): FormOrJson<BurnForm>,
-    ) -> ApiResult<BurnBody> {
-        let caller = self
-            .gate
-            .admit(&origin.0, Access::Open, ActionClass::Reveal)
-            .await?;
-        let input = BurnInput {
-            metadata_key: metadata_key.0,
-            passphrase: form.passphrase,
-        };
-        Ok(Json(self.secrets.burn(&caller, input).await?.into()))
-    }
-
-    async fn do_recent(&self, origin: RequestOrigin) -> ApiResult<Vec<ReceiptBody>> {
-        let caller = self
-            .gate
-            .admit(&origin.0, Access::Open, ActionClass::Reveal)
-            .await?;
-        let receipts = self.secrets.recent(&caller).await?;
-        Ok(Json(receipts.into_iter().map(ReceiptBody::from).collect()))
     }
 }
 
@@ -297,19 +252,20 @@ impl RestApi {
     async fn share(
         &self,
         origin: RequestOrigin,
-        body: FormOrJson<ShareForm>,
+        FormOrJson(form): FormOrJson<ShareForm>,
     ) -> ApiResult<ReceiptBody> {
-        self.do_share(origin, body).await
-    }
-
-    /// Alias of share.
-    #[oai(path = "/create", method = "post", operation_id = "share", hidden)]
-    async fn create(
-        &self,
-        origin: RequestOrigin,
-        body: FormOrJson<ShareForm>,
-    ) -> ApiResult<ReceiptBody> {
-        self.do_share(origin, body).await
+        let caller = self
+            .gate
+            .admit(&origin.0, Access::Open, ActionClass::Create)
+            .await?;
+        let input = ShareInput {
+            secret: Some(form.secret),
+            passphrase: form.passphrase,
+            ttl: form.ttl.map(|ttl| ttl.value("ttl")).transpose()?,
+            recipient: form.recipient,
+            share_domain: form.share_domain,
+        };
+        Ok(Json(self.secrets.share(&caller, input).await?.into()))
     }
 
     /// Generate a password and share it: the receipt plus `value`, shown in this answer only.
@@ -357,29 +313,12 @@ impl RestApi {
     /// (authenticated customers only). Also served at `/receipt/recent` and `/metadata/recent`.
     #[oai(path = "/private/recent", method = "get", operation_id = "recent")]
     async fn recent(&self, origin: RequestOrigin) -> ApiResult<Vec<ReceiptBody>> {
-        self.do_recent(origin).await
-    }
-
-    /// Alias of recent.
-    #[oai(
-        path = "/receipt/recent",
-        method = "get",
-        operation_id = "recent",
-        hidden
-    )]
-    async fn recent_via_receipt(&self, origin: RequestOrigin) -> ApiResult<Vec<ReceiptBody>> {
-        self.do_recent(origin).await
-    }
-
-    /// Alias of recent.
-    #[oai(
-        path = "/metadata/recent",
-        method = "get",
-        operation_id = "recent",
-        hidden
-    )]
-    async fn recent_via_metadata(&self, origin: RequestOrigin) -> ApiResult<Vec<ReceiptBody>> {
-        self.do_recent(origin).await
+        let caller = self
+            .gate
+            .admit(&origin.0, Access::Open, ActionClass::Reveal)
+            .await?;
+        let receipts = self.secrets.recent(&caller).await?;
+        Ok(Json(receipts.into_iter().map(ReceiptBody::from).collect()))
     }
 
     /// A secret's receipt: state `new` until it is revealed (then `received`, without the secret
@@ -413,38 +352,6 @@ impl RestApi {
         self.do_receipt(origin, metadata_key).await
     }
 
-    /// Alias of receipt.
-    #[oai(
-        path = "/receipt/:metadata_key",
-        method = "get",
-        method = "post",
-        operation_id = "receipt",
-        hidden
-    )]
-    async fn receipt_via_receipt(
-        &self,
-        origin: RequestOrigin,
-        metadata_key: Path<String>,
-    ) -> ApiResult<ReceiptBody> {
-        self.do_receipt(origin, metadata_key).await
-    }
-
-    /// Alias of receipt.
-    #[oai(
-        path = "/metadata/:metadata_key",
-        method = "get",
-        method = "post",
-        operation_id = "receipt",
-        hidden
-    )]
-    async fn receipt_via_metadata(
-        &self,
-        origin: RequestOrigin,
-        metadata_key: Path<String>,
-    ) -> ApiResult<ReceiptBody> {
-        self.do_receipt(origin, metadata_key).await
-    }
-
     /// Burn an unread secret through its receipt (a protected secret needs its passphrase).
     /// Also served at `/receipt/{key}/burn` and `/metadata/{key}/burn`.
     #[oai(
@@ -456,41 +363,17 @@ impl RestApi {
         &self,
         origin: RequestOrigin,
         metadata_key: Path<String>,
-        body: FormOrJson<BurnForm>,
+        FormOrJson(form): FormOrJson<BurnForm>,
     ) -> ApiResult<BurnBody> {
-        self.do_burn(origin, metadata_key, body).await
-    }
-
-    /// Alias of burn.
-    #[oai(
-        path = "/receipt/:metadata_key/burn",
-        method = "post",
-        operation_id = "burn",
-        hidden
-    )]
-    async fn burn_via_receipt(
-        &self,
-        origin: RequestOrigin,
-        metadata_key: Path<String>,
-        body: FormOrJson<BurnForm>,
-    ) -> ApiResult<BurnBody> {
-        self.do_burn(origin, metadata_key, body).await
-    }
-
-    /// Alias of burn.
-    #[oai(
-        path = "/metadata/:metadata_key/burn",
-        method = "post",
-        operation_id = "burn",
-        hidden
-    )]
-    async fn burn_via_metadata(
-        &self,
-        origin: RequestOrigin,
-        metadata_key: Path<String>,
-        body: FormOrJson<BurnForm>,
-    ) -> ApiResult<BurnBody> {
-        self.do_burn(origin, metadata_key, body).await
+        let caller = self
+            .gate
+            .admit(&origin.0, Access::Open, ActionClass::Reveal)
+            .await?;
+        let input = BurnInput {
+            metadata_key: metadata_key.0,
+            passphrase: form.passphrase,
+        };
+        Ok(Json(self.secrets.burn(&caller, input).await?.into()))
     }
 }
 
@@ -524,6 +407,35 @@ pub fn api_service(secrets: Arc<Secrets>, gate: Arc<Gate>) -> OpenApiService<Res
     .description("One-time secrets over the Onetime Secret v1 REST API.")
 }
 
+/// The documented path for one of Onetime Secret's other names: `/create` for `/share`, and
+/// `/receipt/…` or `/metadata/…` for `/private/…`. Rewritten before routing, so each operation
+/// has one route, and spans and metrics name the documented one.
+fn documented_path(path: &str) -> Option<String> {
+    let rest = path.strip_prefix(API_PREFIX)?;
+    if rest == "/create" {
+        return Some(format!("{API_PREFIX}/share"));
+    }
+    ["/receipt/", "/metadata/"]
+        .iter()
+        .find_map(|alias| rest.strip_prefix(alias))
+        .map(|tail| format!("{API_PREFIX}/private/{tail}"))
+}
+
+/// Routes a request for an alias path to the documented path, its query kept.
+async fn follow_alias(mut request: poem::Request) -> poem::Result<poem::Request> {
+    if let Some(path) = documented_path(request.uri().path()) {
+        let target = match request.uri().query() {
+            Some(query) => format!("{path}?{query}"),
+            None => path,
+        };
+        // Parsing cannot fail for a path that arrived as a URI; if it did, routing says 404.
+        if let Ok(uri) = target.parse() {
+            *request.uri_mut() = uri;
+        }
+    }
+    Ok(request)
+}
+
 /// The REST endpoint: the API, its spec at `/api/v1/openapi.yaml` (and `.json`), Swagger UI at `/docs`, and
 /// the documented error body for every error, the framework's included.
 pub fn endpoint(secrets: Arc<Secrets>, gate: Arc<Gate>) -> impl Endpoint {
@@ -538,6 +450,7 @@ pub fn endpoint(secrets: Arc<Secrets>, gate: Arc<Gate>) -> impl Endpoint {
         .at(format!("{API_PREFIX}/openapi.json"), spec_json)
         .nest("/docs", docs)
         .data(body_limit)
+        .before(follow_alias)
         .catch_all_error(|err| async move { render_framework_error(err) })
         // Answers may hold secrets: never cache them, never sniff them, never leak the URL
         // (which holds keys) to another site.
