@@ -77,46 +77,47 @@ async fn metrics_count_requests_secrets_store_and_limits() {
     let count = |series: &str| {
         sample(&text, series).unwrap_or_else(|| panic!("no sample {series} in\n{text}"))
     };
-    assert_eq!(
-        count(r#"burnbox_requests_total{operation="share",outcome="ok",transport="rest"}"#),
-        2.0
-    );
-    assert_eq!(
-        count(
-            r#"burnbox_requests_total{operation="share",outcome="RateLimited",transport="rest"}"#
+    let expected = [
+        (
+            r#"burnbox_requests_total{operation="share",outcome="ok",transport="rest"}"#,
+            2.0,
         ),
-        1.0
-    );
-    assert_eq!(
-        count(r#"burnbox_requests_total{operation="reveal",outcome="ok",transport="rest"}"#),
-        1.0
-    );
-    assert_eq!(
-        count(r#"burnbox_requests_total{operation="reveal",outcome="NotFound",transport="rest"}"#),
-        1.0
-    );
-    assert_eq!(
-        count(
-            r#"burnbox_requests_total{operation="RevealSecret",outcome="NotFound",transport="grpc"}"#
+        (
+            r#"burnbox_requests_total{operation="share",outcome="RateLimited",transport="rest"}"#,
+            1.0,
         ),
-        1.0
-    );
-    assert_eq!(
-        count(r#"burnbox_requests_total{operation="RevealSecret",outcome="ok",transport="grpc"}"#),
-        1.0
-    );
-    assert_eq!(
-        count(r#"burnbox_requests_total{operation="BurnSecret",outcome="ok",transport="grpc"}"#),
-        1.0
-    );
-    assert_eq!(
-        count(r#"burnbox_request_duration_seconds_count{operation="reveal",transport="rest"}"#),
-        2.0
-    );
-    assert_eq!(count(r#"burnbox_secrets_total{event="shared"}"#), 3.0);
-    assert_eq!(count(r#"burnbox_secrets_total{event="revealed"}"#), 2.0);
-    assert_eq!(count(r#"burnbox_secrets_total{event="burned"}"#), 1.0);
-    assert_eq!(count(r#"burnbox_rate_limited_total{class="create"}"#), 1.0);
+        (
+            r#"burnbox_requests_total{operation="reveal",outcome="ok",transport="rest"}"#,
+            1.0,
+        ),
+        (
+            r#"burnbox_requests_total{operation="reveal",outcome="NotFound",transport="rest"}"#,
+            1.0,
+        ),
+        (
+            r#"burnbox_requests_total{operation="RevealSecret",outcome="NotFound",transport="grpc"}"#,
+            1.0,
+        ),
+        (
+            r#"burnbox_requests_total{operation="RevealSecret",outcome="ok",transport="grpc"}"#,
+            1.0,
+        ),
+        (
+            r#"burnbox_requests_total{operation="BurnSecret",outcome="ok",transport="grpc"}"#,
+            1.0,
+        ),
+        (
+            r#"burnbox_request_duration_seconds_count{operation="reveal",transport="rest"}"#,
+            2.0,
+        ),
+        (r#"burnbox_secrets_total{event="shared"}"#, 3.0),
+        (r#"burnbox_secrets_total{event="revealed"}"#, 2.0),
+        (r#"burnbox_secrets_total{event="burned"}"#, 1.0),
+        (r#"burnbox_rate_limited_total{class="create"}"#, 1.0),
+    ];
+    for (series, value) in expected {
+        assert_eq!(count(series), value, "{series}");
+    }
     assert!(
         count(r#"burnbox_store_operation_duration_seconds_count{operation="take_unprotected"}"#)
             >= 3.0
