@@ -44,6 +44,27 @@ async fn rest_get(server: &TestServer, path: &str) -> (StatusCode, Value) {
     .await
 }
 
+/// A receipt whose secret was revealed, burned or expired: it no longer shows the secret key
+/// or its ttl, and the secret can be neither revealed nor burned.
+async fn assert_secret_gone(
+    server: &TestServer,
+    receipt: &Value,
+    secret_key: &str,
+    metadata_key: &str,
+) {
+    assert!(
+        receipt.get("secret_key").is_none() && receipt.get("secret_ttl").is_none(),
+        "{receipt}"
+    );
+    assert_rest_error(
+        &rest_reveal(server, secret_key, None).await,
+        ErrorKind::NotFound,
+        None,
+    );
+    let burn = rest_post(server, &format!("/private/{metadata_key}/burn"), &[]).await;
+    assert_rest_error(&burn, ErrorKind::NotFound, None);
+}
+
 fn key(value: &Value, name: &str) -> String {
     value[name]
         .as_str()
@@ -93,18 +114,7 @@ async fn receipt_follows_the_secret_over_rest(backend: Backend) {
             .is_some_and(|at| at >= receipt["created"].as_i64().unwrap_or(i64::MAX))
     );
     assert_eq!(receipt["updated"], receipt["received"]);
-    assert!(
-        receipt.get("secret_key").is_none() && receipt.get("secret_ttl").is_none(),
-        "{receipt}"
-    );
-
-    assert_rest_error(
-        &rest_reveal(&server, &secret_key, None).await,
-        ErrorKind::NotFound,
-        None,
-    );
-    let burn = rest_post(&server, &format!("/private/{metadata_key}/burn"), &[]).await;
-    assert_rest_error(&burn, ErrorKind::NotFound, None);
+    assert_secret_gone(&server, &receipt, &secret_key, &metadata_key).await;
 }
 
 async fn receipt_follows_the_secret_over_grpc(backend: Backend) {
@@ -403,15 +413,5 @@ async fn a_secret_that_expired_unread_shows_as_expired() {
         (status, receipt["state"].as_str()),
         (StatusCode::OK, Some("expired"))
     );
-    assert!(
-        receipt.get("secret_key").is_none() && receipt.get("secret_ttl").is_none(),
-        "{receipt}"
-    );
-    assert_rest_error(
-        &rest_reveal(&server, &secret_key, None).await,
-        ErrorKind::NotFound,
-        None,
-    );
-    let burn = rest_post(&server, &format!("/private/{metadata_key}/burn"), &[]).await;
-    assert_rest_error(&burn, ErrorKind::NotFound, None);
+    assert_secret_gone(&server, &receipt, &secret_key, &metadata_key).await;
 }
