@@ -335,6 +335,53 @@ impl TestRedis {
             .await
             .expect("connect to test redis")
     }
+
+    /// The names of the keys matching `pattern` (Redis `KEYS`).
+    pub async fn keys(&self, pattern: &str) -> Vec<String> {
+        redis::cmd("KEYS")
+            .arg(pattern)
+            .query_async(&mut self.connection().await)
+            .await
+            .expect("KEYS")
+    }
+
+    /// Every key with the bytes stored under it (a string's value, a hash's fields and values, a
+    /// sorted set's members), read back plainly: what someone holding a dump of this Redis sees.
+    pub async fn dump(&self) -> Vec<(String, Vec<u8>)> {
+        let mut connection = self.connection().await;
+        let mut dump = Vec::new();
+        for name in self.keys("*").await {
+            let kind: String = redis::cmd("TYPE")
+                .arg(&name)
+                .query_async(&mut connection)
+                .await
+                .expect("TYPE");
+            let values: Vec<Vec<u8>> = match kind.as_str() {
+                "string" => vec![
+                    redis::cmd("GET")
+                        .arg(&name)
+                        .query_async(&mut connection)
+                        .await
+                        .expect("GET"),
+                ],
+                "hash" => redis::cmd("HGETALL")
+                    .arg(&name)
+                    .query_async(&mut connection)
+                    .await
+                    .expect("HGETALL"),
+                "zset" => redis::cmd("ZRANGE")
+                    .arg(&name)
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut connection)
+                    .await
+                    .expect("ZRANGE"),
+                other => panic!("unexpected key type {other} for {name}"),
+            };
+            dump.push((name, values.concat()));
+        }
+        dump
+    }
 }
 
 impl Drop for TestRedis {
@@ -666,6 +713,13 @@ impl TestServer {
         server.tokens_file = Some(file);
         server
     }
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn bytes_contain(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
 }
 
 /// Repeats `attempt` every 100 ms until it yields `Some`, for at most `within`; panics saying

@@ -3,7 +3,7 @@
 
 use burnbox_core::ErrorKind;
 use burnbox_tests::{
-    Backend, TestServer, assert_grpc_error, assert_rest_error, grpc_reveal_request,
+    Backend, TestServer, assert_grpc_error, assert_rest_error, bytes_contain, grpc_reveal_request,
     grpc_share_request, json_of, on_both_stores, rest_reveal, rest_share,
 };
 use reqwest::StatusCode;
@@ -266,9 +266,8 @@ async fn redis_keeps_nothing_readable_and_nothing_after_the_reveal() {
     let Backend::Redis(redis) = &server.backend else {
         unreachable!()
     };
-    let mut connection = redis.connection().await;
 
-    let dump = dump_redis(&mut connection).await;
+    let dump = redis.dump().await;
     assert_eq!(
         dump.iter()
             .filter(|(name, _)| name.ends_with(":record"))
@@ -279,7 +278,7 @@ async fn redis_keeps_nothing_readable_and_nothing_after_the_reveal() {
         assert!(
             !dump
                 .iter()
-                .any(|(name, bytes)| name.contains(needle) || contains(bytes, needle)),
+                .any(|(name, bytes)| name.contains(needle) || bytes_contain(bytes, needle)),
             "{needle} stored"
         );
     }
@@ -288,7 +287,7 @@ async fn redis_keeps_nothing_readable_and_nothing_after_the_reveal() {
         rest_reveal(&server, &key, Some("pass-phrase-4711")).await.0,
         StatusCode::OK
     );
-    let dump = dump_redis(&mut connection).await;
+    let dump = redis.dump().await;
     assert_eq!(
         dump.iter()
             .filter(|(name, _)| name.ends_with(":record"))
@@ -296,32 +295,7 @@ async fn redis_keeps_nothing_readable_and_nothing_after_the_reveal() {
         0,
         "record burned"
     );
-    assert!(!dump.iter().any(|(_, bytes)| contains(bytes, value)));
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle.as_bytes())
-}
-
-/// Every key with its DUMP serialization (strings and hashes alike).
-async fn dump_redis(connection: &mut redis::aio::MultiplexedConnection) -> Vec<(String, Vec<u8>)> {
-    let names: Vec<String> = redis::cmd("KEYS")
-        .arg("*")
-        .query_async(connection)
-        .await
-        .expect("KEYS");
-    let mut dump = Vec::new();
-    for name in names {
-        let bytes: Vec<u8> = redis::cmd("DUMP")
-            .arg(&name)
-            .query_async(connection)
-            .await
-            .expect("DUMP");
-        dump.push((name, bytes));
-    }
-    dump
+    assert!(!dump.iter().any(|(_, bytes)| bytes_contain(bytes, value)));
 }
 
 #[tokio::test]

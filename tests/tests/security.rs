@@ -5,7 +5,7 @@ use burnbox_core::ErrorKind;
 use burnbox_spec::v1 as pb;
 use burnbox_tests::{
     ALICE, Backend, TestRedis, TestServer, assert_grpc_error, assert_rest_error, basic_auth,
-    grpc_reveal_request, json_of, rest_reveal, rest_share, test_master_key,
+    bytes_contain, grpc_reveal_request, json_of, rest_reveal, rest_share, test_master_key,
 };
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -21,57 +21,6 @@ fn field(value: &Value, name: &str) -> String {
         .as_str()
         .unwrap_or_else(|| panic!("no {name} in {value}"))
         .to_owned()
-}
-
-/// Every key name and every stored byte (strings, hashes, sorted sets) of a Redis.
-async fn dump(redis: &TestRedis) -> Vec<u8> {
-    let mut connection = redis.connection().await;
-    let names: Vec<String> = redis::cmd("KEYS")
-        .arg("*")
-        .query_async(&mut connection)
-        .await
-        .expect("KEYS");
-    let mut everything = Vec::new();
-    for name in names {
-        everything.extend_from_slice(name.as_bytes());
-        let kind: String = redis::cmd("TYPE")
-            .arg(&name)
-            .query_async(&mut connection)
-            .await
-            .expect("TYPE");
-        let values: Vec<Vec<u8>> = match kind.as_str() {
-            "string" => vec![
-                redis::cmd("GET")
-                    .arg(&name)
-                    .query_async(&mut connection)
-                    .await
-                    .expect("GET"),
-            ],
-            "hash" => redis::cmd("HGETALL")
-                .arg(&name)
-                .query_async(&mut connection)
-                .await
-                .expect("HGETALL"),
-            "zset" => redis::cmd("ZRANGE")
-                .arg(&name)
-                .arg(0)
-                .arg(-1)
-                .query_async(&mut connection)
-                .await
-                .expect("ZRANGE"),
-            other => panic!("unexpected key type {other} for {name}"),
-        };
-        values
-            .iter()
-            .for_each(|value| everything.extend_from_slice(value));
-    }
-    everything
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle.as_bytes())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,7 +66,13 @@ async fn a_redis_dump_holds_no_value_passphrase_or_key() {
     let Backend::Redis(redis) = &server.backend else {
         unreachable!()
     };
-    let everything = dump(redis).await;
+    let everything: Vec<u8> = redis
+        .dump()
+        .await
+        .into_iter()
+        .flat_map(|(name, bytes)| [name.into_bytes(), bytes])
+        .flatten()
+        .collect();
     assert!(
         everything.len() > 1000,
         "the dump holds the stored secrets ({} bytes)",
@@ -125,7 +80,7 @@ async fn a_redis_dump_holds_no_value_passphrase_or_key() {
     );
     for needle in &sensitive {
         assert!(
-            !contains(&everything, needle),
+            !bytes_contain(&everything, needle),
             "the Redis dump contains {needle:?}"
         );
     }
