@@ -299,9 +299,10 @@ impl RedisStore {
         at: UnixSeconds,
     ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
         let mut connection = self.connection.clone();
+        let keys = SecretKeys::of(id);
         self.take_script
-            .key(record_key(id))
-            .key(receipt_key(id))
+            .key(keys.record())
+            .key(keys.receipt())
             .arg(mode)
             .arg(at)
             .invoke_async(&mut connection)
@@ -310,12 +311,26 @@ impl RedisStore {
     }
 }
 
-fn record_key(id: &SecretId) -> String {
-    format!("burnbox:{{{}}}:record", id.to_hex())
-}
+/// The names of one secret's keys, all under one hash tag (so one cluster slot): the id's hex,
+/// encoded once for all of them.
+struct SecretKeys(String);
 
-fn receipt_key(id: &SecretId) -> String {
-    format!("burnbox:{{{}}}:receipt", id.to_hex())
+impl SecretKeys {
+    fn of(id: &SecretId) -> Self {
+        Self(id.to_hex())
+    }
+
+    fn record(&self) -> String {
+        format!("burnbox:{{{}}}:record", self.0)
+    }
+
+    fn receipt(&self) -> String {
+        format!("burnbox:{{{}}}:receipt", self.0)
+    }
+
+    fn failures(&self) -> String {
+        format!("burnbox:{{{}}}:failures", self.0)
+    }
 }
 
 fn pointer_key(id: &ReceiptId) -> String {
@@ -324,10 +339,6 @@ fn pointer_key(id: &ReceiptId) -> String {
 
 /// The one key without a TTL: it must outlive every secret.
 const KEY_CHECK: &str = "burnbox:key-check";
-
-fn failures_key(id: &SecretId) -> String {
-    format!("burnbox:{{{}}}:failures", id.to_hex())
-}
 
 fn rate_key(key: &RateKey) -> String {
     format!("burnbox:rate:{}", key.to_hex())
@@ -419,7 +430,8 @@ fn parse_timestamp(
 impl SecretStore for RedisStore {
     #[tracing::instrument(name = "redis create", skip_all, fields(otel.name = "PIPELINE", otel.kind = "client", db.system = "redis", db.operation.name = "PIPELINE"))]
     async fn create(&self, new: NewSecret) -> Result<(), StoreError> {
-        let receipt = receipt_key(&new.secret_id);
+        let keys = SecretKeys::of(&new.secret_id);
+        let receipt = keys.receipt();
         let receipt_ms = millis(new.receipt_ttl);
         // One pipeline per slot (a cluster refuses pipelines across slots): the record and its
         // receipt share one, the pointer and the recent index have their own. They are sent
@@ -427,7 +439,7 @@ impl SecretStore for RedisStore {
         let mut secret = redis::pipe();
         secret
             .cmd("SET")
-            .arg(record_key(&new.secret_id))
+            .arg(keys.record())
             .arg(encode_record(new.record))
             .arg("PX")
             .arg(millis(new.secret_ttl))
@@ -517,17 +529,21 @@ impl SecretStore for RedisStore {
     #[tracing::instrument(name = "redis peek", skip_all, fields(otel.name = "GET", otel.kind = "client", db.system = "redis", db.operation.name = "GET"))]
     async fn peek(&self, id: &SecretId) -> Result<Option<SecretRecord>, StoreError> {
         let mut connection = self.connection.clone();
-        let bytes: Option<Vec<u8>> = connection.get(record_key(id)).await.map_err(classify)?;
+        let bytes: Option<Vec<u8>> = connection
+            .get(SecretKeys::of(id).record())
+            .await
+            .map_err(classify)?;
         bytes.map(decode_record).transpose()
     }
 
     #[tracing::instrument(name = "redis burn", skip_all, fields(otel.name = "EVALSHA", otel.kind = "client", db.system = "redis", db.operation.name = "EVALSHA"))]
     async fn burn(&self, id: &SecretId, at: UnixSeconds) -> Result<bool, StoreError> {
         let mut connection = self.connection.clone();
+        let keys = SecretKeys::of(id);
         let burned: i64 = self
             .burn_script
-            .key(record_key(id))
-            .key(receipt_key(id))
+            .key(keys.record())
+            .key(keys.receipt())
             .arg(at)
             .invoke_async(&mut connection)
             .await
@@ -543,11 +559,12 @@ impl SecretStore for RedisStore {
         at: UnixSeconds,
     ) -> Result<FailedAttempt, StoreError> {
         let mut connection = self.connection.clone();
+        let keys = SecretKeys::of(id);
         let left: i64 = self
             .fail_attempt_script
-            .key(record_key(id))
-            .key(receipt_key(id))
-            .key(failures_key(id))
+            .key(keys.record())
+            .key(keys.receipt())
+            .key(keys.failures())
             .arg(max_attempts)
             .arg(at)
             .invoke_async(&mut connection)
@@ -613,11 +630,13 @@ impl SecretStore for RedisStore {
         let Some(secret_id) = pointer.as_deref().and_then(parse_secret_id) else {
             return Ok(None);
         };
+        let keys = SecretKeys::of(&secret_id);
+        let receipt = keys.receipt();
         let (fields, receipt_pttl, record_pttl): (HashMap<String, Vec<u8>>, i64, i64) =
             redis::pipe()
-                .hgetall(receipt_key(&secret_id))
-                .pttl(receipt_key(&secret_id))
-                .pttl(record_key(&secret_id))
+                .hgetall(&receipt)
+                .pttl(&receipt)
+                .pttl(keys.record())
                 .query_async(&mut connection)
                 .await
                 .map_err(classify)?;
