@@ -62,6 +62,54 @@ async fn in_request_scope<T>(
         .await
 }
 
+/// The label and span name of a request that matched no operation: whatever path or method a
+/// caller invents, it lands in this one series, so no caller can grow `/metrics` or memory.
+pub const UNKNOWN_OPERATION: &str = "unknown";
+
+/// Every gRPC method this server serves, as (service, method). Metrics labels and span
+/// attributes take their values only from here (or [`UNKNOWN_OPERATION`]), never from the path
+/// a caller sent.
+pub const GRPC_METHODS: &[(&str, &str)] = &[
+    ("burnbox.v1.Secrets", "Status"),
+    ("burnbox.v1.Secrets", "ShareSecret"),
+    ("burnbox.v1.Secrets", "GenerateSecret"),
+    ("burnbox.v1.Secrets", "RevealSecret"),
+    ("burnbox.v1.Secrets", "GetReceipt"),
+    ("burnbox.v1.Secrets", "BurnSecret"),
+    ("burnbox.v1.Secrets", "ListRecentReceipts"),
+    ("grpc.health.v1.Health", "Check"),
+    ("grpc.health.v1.Health", "Watch"),
+    (
+        "grpc.reflection.v1.ServerReflection",
+        "ServerReflectionInfo",
+    ),
+    (
+        "grpc.reflection.v1alpha.ServerReflection",
+        "ServerReflectionInfo",
+    ),
+];
+
+/// The served (service, method) a gRPC request path names, or `None` for any other path.
+fn known_grpc_method(path: &str) -> Option<(&'static str, &'static str)> {
+    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+    GRPC_METHODS
+        .iter()
+        .copied()
+        .find(|&(known_service, known_method)| known_service == service && known_method == method)
+}
+
+/// The request method as OpenTelemetry's HTTP conventions name it: one of the standard
+/// methods, or `_OTHER` for any method a caller invents.
+fn semconv_method(method: &poem::http::Method) -> &'static str {
+    const STANDARD: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    STANDARD
+        .into_iter()
+        .find(|name| *name == method.as_str())
+        .unwrap_or("_OTHER")
+}
+
 /// The REST middleware: wraps the whole REST endpoint.
 pub struct ObserveRest<E> {
     inner: E,
@@ -107,7 +155,7 @@ impl<E: Endpoint> Endpoint for ObserveRest<E> {
     type Output = Response;
 
     async fn call(&self, request: Request) -> poem::Result<Response> {
-        let method = request.method().clone();
+        let method = semconv_method(request.method());
         let span = tracing::info_span!(
             "HTTP request",
             otel.name = %method,
@@ -127,7 +175,9 @@ impl<E: Endpoint> Endpoint for ObserveRest<E> {
 
         let status = response.status();
         span.record("http.response.status_code", status.as_u16());
-        let operation = response.data::<OperationId>().map_or("none", |id| id.0);
+        let operation = response
+            .data::<OperationId>()
+            .map_or(UNKNOWN_OPERATION, |id| id.0);
         // The route only names the span: skip building it when nothing records the span.
         if let Some(PathPattern(pattern)) = response
             .data::<PathPattern>()
@@ -220,21 +270,20 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let metrics = self.metrics.clone();
-        let path = request.uri().path().trim_start_matches('/').to_owned();
-        let (service, method) = path.split_once('/').unwrap_or((path.as_str(), ""));
+        let (service, method) = known_grpc_method(request.uri().path())
+            .unwrap_or((UNKNOWN_OPERATION, UNKNOWN_OPERATION));
         let span = tracing::info_span!(
             "gRPC request",
-            otel.name = %path,
+            otel.name = format_args!("{service}/{method}"),
             otel.kind = "server",
             otel.status_code = Empty,
             rpc.system = "grpc",
-            rpc.service = %service,
-            rpc.method = %method,
+            rpc.service = service,
+            rpc.method = method,
             rpc.grpc.status_code = Empty,
             trace_id = Empty,
         );
         let trace_id = telemetry::request_trace_id(&span, request.headers());
-        let method = method.to_owned();
         Box::pin(async move {
             let started = Instant::now();
             let (result, error_type) =
@@ -255,7 +304,7 @@ where
                     (None, tonic::Code::Ok) => "ok",
                     (None, _) => "error",
                 };
-                metrics.request("grpc", &method, outcome, started.elapsed());
+                metrics.request("grpc", method, outcome, started.elapsed());
             }
             result
         })
@@ -280,5 +329,23 @@ mod tests {
         );
         assert_eq!(route_template("/api/v1/status", &[]), "/api/v1/status");
         assert_eq!(route_template("/x/:param3", &[]), "/x/{param3}");
+    }
+
+    #[test]
+    fn only_served_grpc_methods_have_names_of_their_own() {
+        assert_eq!(
+            known_grpc_method("/burnbox.v1.Secrets/RevealSecret"),
+            Some(("burnbox.v1.Secrets", "RevealSecret"))
+        );
+        for invented in [
+            "/burnbox.v1.Secrets/Nope",
+            "/x/RevealSecret",
+            "burnbox.v1.Secrets/RevealSecret",
+            "/burnbox.v1.Secrets/RevealSecret/extra",
+            "/",
+            "",
+        ] {
+            assert_eq!(known_grpc_method(invented), None, "{invented}");
+        }
     }
 }
