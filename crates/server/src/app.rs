@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError};
 use crate::gate::Gate;
-use crate::grpc::{GrpcSecrets, render_oversize_refusal};
+use crate::grpc::{GrpcSecrets, render_protocol_refusal};
 use crate::metered_store::MeteredStore;
 use crate::metrics::Metrics;
 use crate::observe::{ObserveGrpcLayer, ObserveRest};
@@ -199,7 +199,7 @@ impl Application {
             .layer(ObserveGrpcLayer::new(self.metrics.clone()))
             // Inside the observer, so the rendered error carries the request's trace id.
             .layer(tower::util::MapResponseLayer::new(move |response| {
-                render_oversize_refusal(response, max_body)
+                render_protocol_refusal(response, max_body)
             }))
             .add_service(grpc_service)
             .add_service(health_service)

@@ -12,33 +12,72 @@ use burnbox_spec::v1::{self as pb, secrets_server};
 use tonic::{Request, Response, Status};
 
 use crate::gate::{Access, ActionClass, Gate, Origin};
-use crate::wire_error::to_grpc_status;
+use crate::wire_error::{to_grpc_status, to_grpc_status_with_code};
 
-/// Renders tonic's refusal of an over-cap message through the error table. tonic refuses such a
-/// message while decoding, before any handler runs, with a bare `OUT_OF_RANGE`; no row of the
-/// table uses that code, so it can only be that refusal. The caller gets what REST's over-cap
-/// body gets: `BadRequest` with the limit named and an `error_id`.
-pub fn render_oversize_refusal(
+/// Renders tonic's own refusals through the error table. tonic refuses some requests itself,
+/// before any handler runs, with a bare status: a message over the cap (`OUT_OF_RANGE`, or
+/// `RESOURCE_EXHAUSTED` once decompressed), a body it
+/// cannot decode or decompress (`INTERNAL`: malformed protobuf, a string that is not UTF-8, a truncated or
+/// missing message, a compressed flag without `grpc-encoding`), an unsupported `grpc-encoding`
+/// or an unknown method (`UNIMPLEMENTED`). All are the caller's doing: they get what REST answers
+/// a malformed body or an unknown path, with an `error_id`. Errors of our own handlers were
+/// reported on their way out (their type is recorded) and pass unchanged.
+pub fn render_protocol_refusal(
     response: http::Response<tonic::body::Body>,
     max_message_bytes: usize,
 ) -> http::Response<tonic::body::Body> {
-    // OUT_OF_RANGE is code 11 (google.rpc.Code); compared as sent, without parsing every reply.
-    const OUT_OF_RANGE: &[u8] = b"11";
-    let refused = response
-        .headers()
-        .get("grpc-status")
-        .is_some_and(|code| code.as_bytes() == OUT_OF_RANGE);
-    if !refused {
+    // A success carries no grpc-status in its headers (it comes in the trailers).
+    if !response.headers().contains_key("grpc-status") || crate::observe::error_type_recorded() {
         return response;
     }
-    let error = Error::new(
-        ErrorKind::BadRequest,
-        format!(
-            "the request message is larger than this server accepts ({max_message_bytes} bytes)"
+    let Some(refusal) = tonic::Status::from_header_map(response.headers()) else {
+        return response;
+    };
+    let (error, code) = match refusal.code() {
+        // The cap on the message as sent, and on a gzip message once decompressed.
+        tonic::Code::OutOfRange | tonic::Code::ResourceExhausted => (
+            Error::bad_request(format!(
+                "the request message is larger than this server accepts ({max_message_bytes} bytes)"
+            )),
+            None,
         ),
-    );
-    to_grpc_status(&error).into_http()
+        tonic::Code::Internal => (
+            Error::bad_request(format!(
+                "the request message could not be decoded: {}",
+                refusal.message()
+            )),
+            None,
+        ),
+        // The gRPC protocol asks for UNIMPLEMENTED here, so the code stays; the details are ours.
+        tonic::Code::Unimplemented if response.headers().contains_key(ACCEPT_ENCODING) => (
+            Error::bad_request(format!(
+                "{}; send the message uncompressed or with grpc-encoding gzip",
+                refusal.message()
+            )),
+            Some(tonic::Code::Unimplemented),
+        ),
+        tonic::Code::Unimplemented => (
+            Error::new(ErrorKind::NotFound, "no such method"),
+            Some(tonic::Code::Unimplemented),
+        ),
+        _ => return response,
+    };
+    let accept_encoding = response.headers().get(ACCEPT_ENCODING).cloned();
+    let mut rendered = match code {
+        Some(code) => to_grpc_status_with_code(&error, code),
+        None => to_grpc_status(&error),
+    }
+    .into_http();
+    if let Some(accept_encoding) = accept_encoding {
+        rendered
+            .headers_mut()
+            .insert(ACCEPT_ENCODING, accept_encoding);
+    }
+    rendered
 }
+
+/// The header in which a gRPC server names the request compressions it accepts.
+const ACCEPT_ENCODING: &str = "grpc-accept-encoding";
 
 /// The gRPC service, sharing the one handler with REST.
 pub struct GrpcSecrets {
@@ -53,8 +92,10 @@ impl GrpcSecrets {
     }
 
     /// The tonic server for this service.
+    /// Requests may be gzip-compressed (decompressed up to the same message cap).
     pub fn into_server(self) -> secrets_server::SecretsServer<Self> {
         secrets_server::SecretsServer::new(self)
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
     }
 
     /// Admits the caller of `request` through the gate, as REST does: credentials from the

@@ -40,6 +40,13 @@ pub fn record_error_type(error_type: &'static str) {
     let _ = REQUEST.try_with(|request| request.error_type.set(Some(error_type)));
 }
 
+/// Whether the current request's answer is an error already reported through the error table.
+pub fn error_type_recorded() -> bool {
+    REQUEST
+        .try_with(|request| request.error_type.get().is_some())
+        .unwrap_or(false)
+}
+
 /// The trace id of the request being served (outside a request: none).
 pub fn request_trace_id() -> Option<String> {
     REQUEST.try_with(|request| request.trace_id.clone()).ok()

@@ -99,6 +99,13 @@ pub fn report_error(transport: &'static str, err: &Error, error_id: &str) {
 /// Renders `err` as a gRPC status with ErrorInfo (reason, domain, error_id, message), BadRequest
 /// (the field) and RetryInfo (when rate limited) details.
 pub fn to_grpc_status(err: &Error) -> tonic::Status {
+    to_grpc_status_with_code(err, wire_error(err.kind()).grpc)
+}
+
+/// Renders `err` as [`to_grpc_status`] does, but with `code`: for the few refusals whose code the
+/// gRPC protocol itself prescribes (`UNIMPLEMENTED` for an unknown method or an unsupported
+/// compression), which keep that code and carry the table's details.
+pub fn to_grpc_status_with_code(err: &Error, code: tonic::Code) -> tonic::Status {
     let error_id = new_error_id();
     report_error("grpc", err, &error_id);
     let wire = wire_error(err.kind());
@@ -117,7 +124,7 @@ pub fn to_grpc_status(err: &Error) -> tonic::Status {
     if let Some(retry_after) = err.retry_after() {
         details.set_retry_info(Some(retry_after));
     }
-    tonic::Status::with_error_details(wire.grpc, err.message(), details)
+    tonic::Status::with_error_details(code, err.message(), details)
 }
 
 #[cfg(test)]
@@ -140,7 +147,7 @@ mod tests {
 
     #[test]
     fn no_row_uses_out_of_range() {
-        // grpc::render_oversize_refusal relies on it: OUT_OF_RANGE is only ever tonic's refusal
+        // grpc::render_protocol_refusal relies on it: OUT_OF_RANGE is only ever tonic's refusal
         // of an over-cap message.
         for kind in ErrorKind::ALL {
             assert_ne!(wire_error(kind).grpc, tonic::Code::OutOfRange, "{kind:?}");
