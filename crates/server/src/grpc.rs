@@ -33,34 +33,37 @@ pub fn render_protocol_refusal(
     let Some(refusal) = tonic::Status::from_header_map(response.headers()) else {
         return response;
     };
-    let (error, code) = match refusal.code() {
+    let code = refusal.code();
+    let unsupported_encoding = response.headers().contains_key(ACCEPT_ENCODING);
+    let (error, code) = if matches!(
+        code,
         // The cap on the message as sent, and on a gzip message once decompressed.
-        tonic::Code::OutOfRange | tonic::Code::ResourceExhausted => (
-            Error::bad_request(format!(
-                "the request message is larger than this server accepts ({max_message_bytes} bytes)"
-            )),
-            None,
-        ),
-        tonic::Code::Internal => (
-            Error::bad_request(format!(
-                "the request message could not be decoded: {}",
-                refusal.message()
-            )),
-            None,
-        ),
+        tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
+    ) {
+        let message = format!(
+            "the request message is larger than this server accepts ({max_message_bytes} bytes)"
+        );
+        (Error::bad_request(message), None)
+    } else if code == tonic::Code::Internal {
+        let message = format!(
+            "the request message could not be decoded: {}",
+            refusal.message()
+        );
+        (Error::bad_request(message), None)
+    } else if code == tonic::Code::Unimplemented && unsupported_encoding {
         // The gRPC protocol asks for UNIMPLEMENTED here, so the code stays; the details are ours.
-        tonic::Code::Unimplemented if response.headers().contains_key(ACCEPT_ENCODING) => (
-            Error::bad_request(format!(
-                "{}; send the message uncompressed or with grpc-encoding gzip",
-                refusal.message()
-            )),
-            Some(tonic::Code::Unimplemented),
-        ),
-        tonic::Code::Unimplemented => (
+        let message = format!(
+            "{}; send the message uncompressed or with grpc-encoding gzip",
+            refusal.message()
+        );
+        (Error::bad_request(message), Some(code))
+    } else if code == tonic::Code::Unimplemented {
+        (
             Error::new(ErrorKind::NotFound, "no such method"),
-            Some(tonic::Code::Unimplemented),
-        ),
-        _ => return response,
+            Some(code),
+        )
+    } else {
+        return response;
     };
     let accept_encoding = response.headers().get(ACCEPT_ENCODING).cloned();
     let mut rendered = match code {
