@@ -100,10 +100,12 @@ fn parse<T: DeserializeOwned + Default>(
     });
     match essence.as_deref() {
         _ if bytes.is_empty() => Ok(T::default()),
-        Some(FORM) => serde_urlencoded::from_bytes(bytes).map_err(|_| {
-            Error::bad_request(
-                "the form body could not be decoded (each field at most once, text values)",
-            )
+        Some(FORM) => check_form_is_utf8(bytes).and_then(|()| {
+            serde_urlencoded::from_bytes(bytes).map_err(|_| {
+                Error::bad_request(
+                    "the form body could not be decoded (each field at most once, text values)",
+                )
+            })
         }),
         Some(JSON) => serde_json::from_slice(bytes).map_err(|err| {
             let problem = if err.is_data() {
@@ -124,6 +126,35 @@ fn parse<T: DeserializeOwned + Default>(
             "a request body needs a Content-Type: {FORM} or {JSON}"
         ))),
     }
+}
+
+/// Refuses a form whose field names or values are not UTF-8 once percent-decoded. The form
+/// decoder would replace such bytes with U+FFFD, so `%FF%FF` and `%FE%FE` would become the same
+/// passphrase; JSON and gRPC refuse the same input. The message names the field (never quotes a
+/// value).
+fn check_form_is_utf8(bytes: &[u8]) -> Result<(), Error> {
+    for pair in bytes.split(|&byte| byte == b'&') {
+        let (name, value) = match pair.iter().position(|&byte| byte == b'=') {
+            Some(equals) => (&pair[..equals], &pair[equals + 1..]),
+            None => (pair, &[][..]),
+        };
+        let Ok(name) = percent_encoding::percent_decode(name).decode_utf8() else {
+            return Err(Error::bad_request(
+                "a form field name is not valid UTF-8 once percent-decoded",
+            ));
+        };
+        if percent_encoding::percent_decode(value)
+            .decode_utf8()
+            .is_err()
+        {
+            // Names are the API's short field names; anything else is not worth echoing.
+            let shown: String = name.chars().take(40).collect();
+            return Err(Error::bad_request(format!(
+                "the form field {shown:?} is not valid UTF-8 once percent-decoded"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// An integer field that clients send as a JSON number or as decimal text (forms always send
@@ -252,6 +283,23 @@ mod tests {
             .value("ttl")
             .expect_err("not a number");
         assert_eq!(err.field(), Some("ttl"));
+    }
+
+    #[test]
+    fn form_bytes_that_are_not_utf8_are_refused_naming_the_field() {
+        for (body, named) in [
+            (&b"secret=%FF%FE"[..], "\"secret\""),
+            (b"secret=ok&passphrase=%FF%FF", "\"passphrase\""),
+            (b"secret=%C3", "\"secret\""),
+            (b"%FF=x", "field name"),
+        ] {
+            let err = parse::<Fields>(Some(FORM), body).expect_err("not UTF-8");
+            assert_eq!(err.kind(), burnbox_core::ErrorKind::BadRequest);
+            assert!(err.message().contains(named), "{}", err.message());
+        }
+        let fields: Fields =
+            parse(Some(FORM), "secret=%C3%A9t%C3%A9+%E2%82%AC".as_bytes()).expect("UTF-8 decodes");
+        assert_eq!(fields.secret.as_deref(), Some("été €"));
     }
 
     #[test]
