@@ -140,8 +140,10 @@ impl Gate {
     }
 
     /// The client's address for rate limiting: the peer, or, when the peer is a trusted proxy,
-    /// the nearest untrusted hop of `X-Forwarded-For`. IPv6 clients are grouped by /64, the
-    /// block one subscriber usually holds.
+    /// the nearest untrusted hop of `X-Forwarded-For`, walking from the right. A hop that is not
+    /// an address (`unknown`, an obfuscated name, garbage) ends the walk at the trusted hop to its
+    /// right: nothing a caller writes further left can choose whom a request counts against.
+    /// IPv6 clients are grouped by /64, the block one subscriber usually holds.
     fn client_address(&self, origin: &Origin) -> String {
         let trusted =
             |address: &IpAddr| self.trusted_proxies.iter().any(|net| net.contains(address));
@@ -149,19 +151,18 @@ impl Gate {
         if let (Some(peer), Some(forwarded)) = (origin.peer, &origin.forwarded_for)
             && trusted(&peer)
         {
-            let hops: Vec<IpAddr> = forwarded
-                .split(',')
-                .filter_map(|hop| hop.trim().parse().ok())
-                .collect();
-            // The rightmost hop not added by our own proxies is the client; if every hop is a
-            // proxy of ours, the leftmost is the best we know.
-            client = hops
-                .iter()
-                .rev()
-                .find(|hop| !trusted(hop))
-                .or(hops.first())
-                .copied()
-                .or(client);
+            // Empty list elements are allowed by HTTP's list syntax and mean nothing.
+            let hops = forwarded
+                .rsplit(',')
+                .map(str::trim)
+                .filter(|hop| !hop.is_empty());
+            for hop in hops {
+                let Some(address) = parse_hop(hop) else { break };
+                client = Some(address);
+                if !trusted(&address) {
+                    break;
+                }
+            }
         }
         match client {
             Some(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
@@ -178,6 +179,45 @@ impl Gate {
             None => "unknown".to_owned(),
         }
     }
+}
+
+/// One `X-Forwarded-For` hop as proxies write it: `192.0.2.1`, `192.0.2.1:5555`, `2001:db8::1`,
+/// `[2001:db8::1]` or `[2001:db8::1]:443`. Anything else (`unknown`, `_hidden`) is `None`.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    if let Ok(address) = hop.parse() {
+        return Some(address);
+    }
+    if let Some(bracketed) = hop.strip_prefix('[') {
+        let (v6, after) = bracketed.split_once(']')?;
+        let port_ok = after.is_empty() || after.strip_prefix(':').is_some_and(is_port);
+        return port_ok.then(|| v6.parse().ok()).flatten();
+    }
+    let (v4, port) = hop.split_once(':')?;
+    is_port(port)
+        .then(|| v4.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4))
+        .flatten()
+}
+
+fn is_port(text: &str) -> bool {
+    text.parse::<u16>().is_ok()
+}
+
+/// Every line of a repeated header (or metadata key), in order, as one comma-separated list, as
+/// HTTP defines their meaning. A line that is not text becomes a hop that parses as no address,
+/// so the walk stops there rather than skipping it. `None` when there is no line.
+pub fn join_header_lines<'a>(lines: impl Iterator<Item = &'a [u8]>) -> Option<String> {
+    let mut joined: Option<String> = None;
+    for line in lines {
+        let text = std::str::from_utf8(line).unwrap_or("\u{FFFD}");
+        match &mut joined {
+            Some(joined) => {
+                joined.push(',');
+                joined.push_str(text);
+            }
+            None => joined = Some(text.to_owned()),
+        }
+    }
+    joined
 }
 
 #[cfg(test)]
@@ -206,6 +246,110 @@ mod tests {
             peer: Some(peer.parse().expect("address")),
             forwarded_for: forwarded_for.map(str::to_owned),
         }
+    }
+
+    #[test]
+    fn forwarded_for_walks_from_the_right_and_stops_at_what_it_cannot_read() {
+        let proxies = ["10.0.0.0/8", "2001:db8:ffff::/48"];
+        // (peer, X-Forwarded-For lines, counted as)
+        let table: &[(&str, &[&str], &str)] = &[
+            ("10.0.0.1", &["203.0.113.9"], "203.0.113.9"),
+            // The attacker's own hop on the left never counts.
+            ("10.0.0.1", &["198.51.100.66, 203.0.113.9"], "203.0.113.9"),
+            // A second header line continues the list; its last hop is the nearest.
+            ("10.0.0.1", &["198.51.100.66", "203.0.113.9"], "203.0.113.9"),
+            (
+                "10.0.0.1",
+                &["198.51.100.66", "203.0.113.9, 10.0.0.2"],
+                "203.0.113.9",
+            ),
+            // Hops with ports, as some proxies append them.
+            (
+                "10.0.0.1",
+                &["198.51.100.66, 203.0.113.9:5555"],
+                "203.0.113.9",
+            ),
+            (
+                "10.0.0.1",
+                &["198.51.100.66, 10.0.0.1:5555"],
+                "198.51.100.66",
+            ),
+            (
+                "10.0.0.1",
+                &["198.51.100.66, [2001:db8::1]:443"],
+                "2001:db8:0:0::/64",
+            ),
+            (
+                "10.0.0.1",
+                &["198.51.100.66, [2001:db8::1]"],
+                "2001:db8:0:0::/64",
+            ),
+            (
+                "10.0.0.1",
+                &["198.51.100.66, 2001:db8::1"],
+                "2001:db8:0:0::/64",
+            ),
+            // An unreadable hop ends the walk at the trusted hop to its right.
+            ("10.0.0.1", &["198.51.100.66, unknown"], "10.0.0.1"),
+            (
+                "10.0.0.1",
+                &["198.51.100.66, unknown, 10.0.0.7"],
+                "10.0.0.7",
+            ),
+            (
+                "10.0.0.1",
+                &["198.51.100.66, _hidden, 10.0.0.7:80"],
+                "10.0.0.7",
+            ),
+            (
+                "10.0.0.1",
+                &["198.51.100.66, 203.0.113.9:99999"],
+                "10.0.0.1",
+            ),
+            ("10.0.0.1", &["198.51.100.66, [2001:db8::1]x"], "10.0.0.1"),
+            ("10.0.0.1", &["198.51.100.66", "garbage"], "10.0.0.1"),
+            // Empty list elements mean nothing.
+            (
+                "10.0.0.1",
+                &["198.51.100.66, , 203.0.113.9,"],
+                "203.0.113.9",
+            ),
+            // Only our proxies: the leftmost is the best we know.
+            ("10.0.0.1", &["10.0.0.9, 10.0.0.8"], "10.0.0.9"),
+            (
+                "2001:db8:ffff::1",
+                &["[2001:db8:ffff::2]:1, 203.0.113.9"],
+                "203.0.113.9",
+            ),
+            // Not from a trusted proxy: the header is the caller's own words.
+            ("198.51.100.7", &["203.0.113.9"], "198.51.100.7"),
+            ("10.0.0.1", &[], "10.0.0.1"),
+        ];
+        let gate = gate(&proxies);
+        for (peer, lines, expected) in table {
+            let origin = Origin {
+                authorization: None,
+                peer: Some(peer.parse().expect("address")),
+                forwarded_for: join_header_lines(lines.iter().map(|line| line.as_bytes())),
+            };
+            assert_eq!(gate.client_address(&origin), *expected, "{peer} {lines:?}");
+        }
+    }
+
+    #[test]
+    fn header_lines_join_in_order_and_bytes_that_are_not_text_stop_the_walk() {
+        assert_eq!(join_header_lines(std::iter::empty()), None);
+        assert_eq!(
+            join_header_lines([&b"a, b"[..], b"c"].into_iter()).as_deref(),
+            Some("a, b,c")
+        );
+        let gate = gate(&["10.0.0.0/8"]);
+        let origin = Origin {
+            authorization: None,
+            peer: Some("10.0.0.1".parse().expect("address")),
+            forwarded_for: join_header_lines([&b"203.0.113.9, 10.0.0.5"[..], b"\xff"].into_iter()),
+        };
+        assert_eq!(gate.client_address(&origin), "10.0.0.1");
     }
 
     #[test]

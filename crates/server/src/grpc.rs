@@ -11,7 +11,7 @@ use burnbox_core::{
 use burnbox_spec::v1::{self as pb, secrets_server};
 use tonic::{Request, Response, Status};
 
-use crate::gate::{Access, ActionClass, Gate, Origin};
+use crate::gate::{Access, ActionClass, Gate, Origin, join_header_lines};
 use crate::wire_error::{to_grpc_status, to_grpc_status_with_code};
 
 /// Renders tonic's own refusals through the error table. tonic refuses some requests itself,
@@ -117,7 +117,13 @@ impl GrpcSecrets {
         let origin = Origin {
             authorization: metadata("authorization"),
             peer: request.remote_addr().map(|addr| addr.ip()),
-            forwarded_for: metadata("x-forwarded-for"),
+            forwarded_for: join_header_lines(
+                request
+                    .metadata()
+                    .get_all("x-forwarded-for")
+                    .iter()
+                    .map(tonic::metadata::MetadataValue::as_encoded_bytes),
+            ),
         };
         self.gate
             .admit(&origin, Access::Open, class)

@@ -7,7 +7,7 @@ use poem::{Request, RequestBody};
 use poem_openapi::registry::{MetaSecurityScheme, Registry};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
-use crate::gate::Origin;
+use crate::gate::{Origin, join_header_lines};
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
@@ -67,7 +67,13 @@ impl<'a> ApiExtractor<'a> for RequestOrigin {
         Ok(Self(Origin {
             authorization: header(AUTHORIZATION),
             peer: request.remote_addr().as_socket_addr().map(|addr| addr.ip()),
-            forwarded_for: header(X_FORWARDED_FOR),
+            forwarded_for: join_header_lines(
+                request
+                    .headers()
+                    .get_all(X_FORWARDED_FOR)
+                    .iter()
+                    .map(poem::http::HeaderValue::as_bytes),
+            ),
         }))
     }
 }
