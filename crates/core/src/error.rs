@@ -142,6 +142,13 @@ impl From<burnbox_store::StoreError> for Error {
                     "the secret store is unavailable; try again shortly",
                 )
             },
+            burnbox_store::StoreError::Full => Self {
+                detail: Some("the store's byte budget is used up".to_owned()),
+                ..Self::new(
+                    ErrorKind::Unavailable,
+                    "the secret store is full; try again later",
+                )
+            },
             burnbox_store::StoreError::Internal(detail) => Self::internal(detail),
         }
     }

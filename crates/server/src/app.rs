@@ -99,9 +99,10 @@ impl Application {
             }
             None => {
                 tracing::info!(
+                    budget_mib = config.memory_store_mib,
                     "store: in-process memory (no BURNBOX_REDIS_URL); secrets are lost on restart"
                 );
-                Arc::new(MemoryStore::new())
+                Arc::new(MemoryStore::with_budget(config.memory_store_budget_bytes()))
             }
         };
         let store: Arc<dyn SecretStore> = Arc::new(MeteredStore::new(store, metrics.clone()));

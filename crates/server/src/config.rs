@@ -20,6 +20,12 @@ pub struct Config {
     #[arg(long, env = "BURNBOX_GRPC_ADDR", default_value = "0.0.0.0:50051")]
     pub grpc_addr: SocketAddr,
 
+    /// Without Redis: the most memory the in-process store may hold for secrets, receipts and
+    /// indexes, in MiB. A share that would go over it is refused (503 Unavailable) until secrets
+    /// are revealed, burned or expire.
+    #[arg(long, env = "BURNBOX_MEMORY_STORE_MIB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1024 * 1024))]
+    pub memory_store_mib: u64,
+
     /// Address of the admin listener (/livez, /readyz).
     #[arg(long, env = "BURNBOX_ADMIN_ADDR", default_value = "0.0.0.0:9090")]
     pub admin_addr: SocketAddr,
@@ -290,6 +296,11 @@ impl Config {
         }
     }
 
+    /// The memory store's byte budget.
+    pub fn memory_store_budget_bytes(&self) -> usize {
+        usize::try_from(self.memory_store_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
+    }
+
     /// How long to wait for Redis.
     pub fn redis_timeout(&self) -> Duration {
         Duration::from_millis(self.redis_timeout_ms)
@@ -319,6 +330,7 @@ impl std::fmt::Debug for Config {
             .field("admin_addr", &self.admin_addr)
             .field("redis", &self.redis_url.as_ref().map(|_| "configured"))
             .field("redis_cluster_nodes", &self.redis_cluster_nodes.len())
+            .field("memory_store_mib", &self.memory_store_mib)
             .field(
                 "otel_exporter_otlp_endpoint",
                 &self.otel_exporter_otlp_endpoint,

@@ -34,6 +34,7 @@ impl MeteredStore {
         let result = call.await;
         let error_kind = result.as_ref().err().map(|err| match err {
             StoreError::Unavailable(_) => "unavailable",
+            StoreError::Full => "full",
             StoreError::Internal(_) => "internal",
         });
         self.metrics

@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
-pub use memory::MemoryStore;
+pub use memory::{DEFAULT_MEMORY_BUDGET_BYTES, MemoryStore};
 pub use redis_store::{RedisConfig, RedisStore, RedisTopology};
 
 /// Seconds since the Unix epoch.
@@ -285,6 +285,10 @@ pub enum StoreError {
     /// The backing store cannot be reached right now; retrying later may work.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The store is full: nothing new can be stored until secrets are revealed, burned or
+    /// expire.
+    #[error("store full")]
+    Full,
     /// The store answered with something it should not have.
     #[error("store failure: {0}")]
     Internal(String),

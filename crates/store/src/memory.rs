@@ -1,5 +1,8 @@
 //! The embedded store: everything in one process, behind one mutex, with the same guarantees as
-//! Redis (exactly-once take, expiry by TTL) so `cargo run` works on a bare machine.
+//! Redis (exactly-once take, expiry by TTL) so `cargo run` works on a bare machine. It holds at
+//! most a byte budget of secrets, receipts and indexes: a share that would go over it is refused
+//! with [`StoreError::Full`] (after expired entries are swept out), and space comes back as
+//! secrets are revealed, burned or expire.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -15,21 +18,45 @@ use crate::{
 /// How often expired entries are swept out; between sweeps they are only invisible.
 const PURGE_INTERVAL: Duration = Duration::from_secs(30);
 
+/// The byte budget of [`MemoryStore::new`]: 256 MiB.
+pub const DEFAULT_MEMORY_BUDGET_BYTES: usize = 256 * 1024 * 1024;
+
+/// What one map entry costs beyond its sealed bytes: the slot, its 32-byte key, the expiry and
+/// the allocation's header, rounded up. An estimate, so the budget bounds the process's memory
+/// rather than matching it to the byte.
+const ENTRY_OVERHEAD: usize = 128;
+
 /// In-process [`SecretStore`]; secrets are lost when the process exits.
-#[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    budget_bytes: usize,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store holding at most [`DEFAULT_MEMORY_BUDGET_BYTES`].
     pub fn new() -> Self {
-        Self::default()
+        Self::with_budget(DEFAULT_MEMORY_BUDGET_BYTES)
+    }
+
+    /// An empty store holding at most `budget_bytes` of secrets, receipts and indexes.
+    pub fn with_budget(budget_bytes: usize) -> Self {
+        Self {
+            state: Mutex::default(),
+            budget_bytes,
+        }
     }
 }
 
 #[derive(Default)]
 struct State {
+    /// The estimated bytes held by `records`, `receipts`, `pointers` and `recent`.
+    used_bytes: usize,
     records: HashMap<SecretId, Expiring<SecretRecord>>,
     receipts: HashMap<SecretId, Expiring<ReceiptEntry>>,
     pointers: HashMap<ReceiptId, Expiring<SecretId>>,
@@ -75,6 +102,22 @@ struct ReceiptEntry {
     burned: Option<UnixSeconds>,
 }
 
+fn record_bytes(record: &SecretRecord) -> usize {
+    record.sealed.len() + ENTRY_OVERHEAD
+}
+
+fn receipt_bytes(receipt: &ReceiptEntry) -> usize {
+    receipt.sealed.len() + ENTRY_OVERHEAD
+}
+
+fn recent_bytes(index: &RecentIndex) -> usize {
+    ENTRY_OVERHEAD
+        + index
+            .iter()
+            .map(|(_, sealed)| sealed.len() + std::mem::size_of::<(UnixSeconds, Vec<u8>)>())
+            .sum::<usize>()
+}
+
 fn live<'map, K: std::hash::Hash + Eq, V>(
     map: &'map HashMap<K, Expiring<V>>,
     key: &K,
@@ -88,10 +131,37 @@ impl State {
         if self.next_purge.is_some_and(|due| due > now) {
             return;
         }
-        self.records.retain(|_, entry| entry.live(now));
-        self.receipts.retain(|_, entry| entry.live(now));
-        self.pointers.retain(|_, entry| entry.live(now));
-        self.recent.retain(|_, entry| entry.live(now));
+        self.purge(now);
+    }
+
+    /// Sweeps out every expired entry, giving back its bytes.
+    fn purge(&mut self, now: Instant) {
+        let mut freed = 0;
+        self.records.retain(|_, entry| {
+            entry.live(now) || {
+                freed += record_bytes(&entry.value);
+                false
+            }
+        });
+        self.receipts.retain(|_, entry| {
+            entry.live(now) || {
+                freed += receipt_bytes(&entry.value);
+                false
+            }
+        });
+        self.pointers.retain(|_, entry| {
+            entry.live(now) || {
+                freed += ENTRY_OVERHEAD;
+                false
+            }
+        });
+        self.recent.retain(|_, entry| {
+            entry.live(now) || {
+                freed += recent_bytes(&entry.value);
+                false
+            }
+        });
+        self.used_bytes = self.used_bytes.saturating_sub(freed);
         let records = &self.records;
         self.failures.retain(|id, _| records.contains_key(id));
         self.rate_windows.retain(|_, window| {
@@ -111,7 +181,10 @@ impl State {
         at: UnixSeconds,
         state: ReceiptState,
     ) -> Option<SecretRecord> {
-        let record = self.records.remove(id).filter(|entry| entry.live(now));
+        let record = self.records.remove(id).filter(|removed| {
+            self.used_bytes = self.used_bytes.saturating_sub(record_bytes(&removed.value));
+            removed.live(now)
+        });
         self.failures.remove(id);
         let record = record?;
         if let Some(receipt) = self.receipts.get_mut(id).filter(|entry| entry.live(now)) {
@@ -142,12 +215,6 @@ impl MemoryStore {
 impl SecretStore for MemoryStore {
     async fn create(&self, new: NewSecret) -> Result<(), StoreError> {
         let now = Instant::now();
-        let mut state = self.lock();
-        state.purge_if_due(now);
-        state.records.insert(
-            new.secret_id,
-            Expiring::new(new.record, new.secret_ttl, now),
-        );
         let receipt = ReceiptEntry {
             sealed: new.receipt,
             state: ReceiptState::New,
@@ -155,6 +222,24 @@ impl SecretStore for MemoryStore {
             received: None,
             burned: None,
         };
+        let mut needed = record_bytes(&new.record) + receipt_bytes(&receipt) + ENTRY_OVERHEAD;
+        if let Some(recent) = &new.recent {
+            needed += recent.sealed.len() + std::mem::size_of::<(UnixSeconds, Vec<u8>)>();
+        }
+        let mut state = self.lock();
+        state.purge_if_due(now);
+        if state.used_bytes + needed > self.budget_bytes {
+            // Expired entries may still hold the space; only a store full of live ones refuses.
+            state.purge(now);
+            if state.used_bytes + needed > self.budget_bytes {
+                return Err(StoreError::Full);
+            }
+        }
+        state.used_bytes += record_bytes(&new.record) + receipt_bytes(&receipt) + ENTRY_OVERHEAD;
+        state.records.insert(
+            new.secret_id,
+            Expiring::new(new.record, new.secret_ttl, now),
+        );
         state
             .receipts
             .insert(new.secret_id, Expiring::new(receipt, new.receipt_ttl, now));
@@ -165,14 +250,20 @@ impl SecretStore for MemoryStore {
         if let Some(recent) = new.recent {
             let retain_seconds = i64::try_from(recent.retain.as_secs()).unwrap_or(i64::MAX);
             let oldest_kept = new.created.saturating_sub(retain_seconds);
-            let mut entries = state
-                .recent
-                .remove(&recent.owner)
-                .filter(|index| index.live(now))
-                .map(|index| index.value)
-                .unwrap_or_default();
+            let mut entries = match state.recent.remove(&recent.owner) {
+                Some(index) => {
+                    state.used_bytes = state.used_bytes.saturating_sub(recent_bytes(&index.value));
+                    if index.live(now) {
+                        index.value
+                    } else {
+                        Vec::new()
+                    }
+                }
+                None => Vec::new(),
+            };
             entries.retain(|(created, _)| *created >= oldest_kept);
             entries.push((new.created, recent.sealed));
+            state.used_bytes += recent_bytes(&entries);
             state
                 .recent
                 .insert(recent.owner, Expiring::new(entries, recent.retain, now));
@@ -324,5 +415,103 @@ impl SecretStore for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KIB: usize = 1024;
+
+    fn secret(index: usize, ttl: Duration) -> NewSecret {
+        NewSecret {
+            secret_id: SecretId::from_secret_key(&format!("key-{index}")),
+            receipt_id: ReceiptId::from_metadata_key(&format!("meta-{index}")),
+            record: SecretRecord {
+                protected: false,
+                sealed: vec![7; 16 * KIB],
+            },
+            receipt: vec![9; 100],
+            created: 1_000,
+            secret_ttl: ttl,
+            receipt_ttl: ttl,
+            recent: Some(crate::RecentEntry {
+                owner: OwnerId::from_custid("alice"),
+                sealed: vec![3; 60],
+                retain: ttl,
+            }),
+        }
+    }
+
+    /// Fills `store` with 16 KiB secrets of `ttl` until it refuses one; returns how many it took.
+    async fn fill(store: &MemoryStore, ttl: Duration) -> usize {
+        for index in 0.. {
+            match store.create(secret(index, ttl)).await {
+                Ok(()) => {}
+                Err(StoreError::Full) => return index,
+                Err(other) => panic!("unexpected {other}"),
+            }
+        }
+        unreachable!("the loop ends when the store is full")
+    }
+
+    #[tokio::test]
+    async fn a_full_store_refuses_shares_and_takes_still_work() {
+        let store = MemoryStore::with_budget(256 * KIB);
+        let held = fill(&store, Duration::from_secs(3600)).await;
+        // 16 KiB each plus bookkeeping: fewer than 16 fit, and most of the budget is used.
+        assert!((12..16).contains(&held), "{held} secrets held");
+        assert!(matches!(
+            store.create(secret(1_000, Duration::from_secs(3600))).await,
+            Err(StoreError::Full)
+        ));
+        let taken = store
+            .take_unprotected(&SecretId::from_secret_key("key-0"), 2_000)
+            .await
+            .expect("take");
+        assert!(matches!(taken, Take::Taken(_)));
+        // The revealed secret's bytes came back.
+        store
+            .create(secret(1_001, Duration::from_secs(3600)))
+            .await
+            .expect("room again after a reveal");
+    }
+
+    #[tokio::test]
+    async fn expired_secrets_give_their_space_back() {
+        let store = MemoryStore::with_budget(256 * KIB);
+        let short = Duration::from_millis(50);
+        let held = fill(&store, short).await;
+        assert!(held > 0);
+        // Waits for the expiry itself (no fixed sleep): once the entries are past their TTL,
+        // the refused share fits again because the store sweeps before refusing.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match store.create(secret(held, short)).await {
+                Ok(()) => break,
+                Err(StoreError::Full) if Instant::now() < deadline => {
+                    tokio::task::yield_now().await;
+                }
+                Err(other) => panic!("still refused after the TTL: {other}"),
+            }
+        }
+        // Every byte is given back once everything has expired: the count returns to zero.
+        let expected = 0;
+        loop {
+            let used = {
+                let mut state = store.lock();
+                state.purge(Instant::now());
+                state.used_bytes
+            };
+            if used == expected {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{used} bytes counted, {expected} expected"
+            );
+            tokio::task::yield_now().await;
+        }
     }
 }
