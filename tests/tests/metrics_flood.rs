@@ -94,6 +94,9 @@ async fn invented_methods_and_paths_leave_series_and_memory_flat() {
     let (series_after, bytes_after) = series(&server).await;
     let rss_after = rss_kib();
 
+    eprintln!(
+        "series {series_before} → {series_after}, /metrics {bytes_before} → {bytes_after} B, RSS {rss_before} → {rss_after} KiB"
+    );
     assert_eq!(
         series_after, series_before,
         "10,000 invented names added metric series"
@@ -107,9 +110,6 @@ async fn invented_methods_and_paths_leave_series_and_memory_flat() {
     assert!(
         grown_mib < 64,
         "RSS grew {grown_mib} MiB ({rss_before} → {rss_after} KiB) under 20,000 invented names"
-    );
-    eprintln!(
-        "series {series_before} → {series_after}, /metrics {bytes_before} → {bytes_after} B, RSS {rss_before} → {rss_after} KiB"
     );
 
     let text = server
