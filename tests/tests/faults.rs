@@ -398,7 +398,7 @@ async fn a_wrong_master_key_found_late_touches_no_secret() {
     })
     .await;
     right.backend.test_redis().expect("redis").restart();
-    let answer = eventually(Duration::from_secs(15), "Redis coming back", || async {
+    let answer = eventually(Duration::from_secs(30), "Redis coming back", || async {
         let answer = burnbox_tests::rest_reveal(&wrong, &key, None).await;
         (answer.0 != StatusCode::SERVICE_UNAVAILABLE).then_some(answer)
     })
@@ -412,7 +412,7 @@ async fn a_wrong_master_key_found_late_touches_no_secret() {
     );
     // The right server (reconnecting on its own) still finds the secret untouched.
     let (status, revealed) = eventually(
-        Duration::from_secs(15),
+        Duration::from_secs(30),
         "the right server reconnecting",
         || async {
             let answer = burnbox_tests::rest_reveal(&right, &key, None).await;

@@ -130,14 +130,14 @@ fn sigterm_stops_the_server_with_exit_code_0() {
         .status()
         .expect("send SIGTERM");
     assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait") {
             break status;
         }
         assert!(
             Instant::now() < deadline,
-            "burnbox did not stop within 10 s of SIGTERM"
+            "burnbox did not stop within 30 s of SIGTERM"
         );
         std::thread::sleep(Duration::from_millis(20));
     };
