@@ -2,7 +2,7 @@
 //! on MemoryStore, on RedisStore against a standalone redis-server and against a Redis Cluster.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use burnbox_store::{
     FailedAttempt, NewSecret, OwnerId, RateDecision, RateKey, ReceiptId, ReceiptState, RecentEntry,
@@ -20,6 +20,13 @@ async fn receipt_of(store: &Arc<dyn SecretStore>, key: &str) -> burnbox_store::S
 
 /// An hour.
 pub const HOUR: Duration = Duration::from_secs(3600);
+
+/// Upper bound for an expiry to be observed: only there to fail instead of hanging.
+const EXPIRY_BOUND: Duration = Duration::from_secs(60);
+
+/// Redis keeps time in whole milliseconds of the wall clock, the tests measure the monotonic
+/// clock: comparisons between the two allow this much. A rounding allowance, not a speed margin.
+const CLOCK_SLACK: Duration = Duration::from_millis(10);
 
 /// A secret `key` (metadata key `meta-{key}`) with recognisable sealed bytes.
 pub fn new_secret(
@@ -62,8 +69,11 @@ async fn create_then_receipt_is_new(store: Arc<dyn SecretStore>) {
     let key = unique("new");
     let new = new_secret(&key, false, HOUR, 2 * HOUR);
     let expected_record = new.record.clone();
+    let started = Instant::now();
     store.create(new).await.expect("create");
     let receipt = receipt_of(&store, &key).await;
+    // The secret's hour began after `started`.
+    let elapsed = started.elapsed();
     assert_eq!(receipt.secret_id, SecretId::from_secret_key(&key));
     assert_eq!(receipt.sealed, format!("receipt-{key}").into_bytes());
     assert_eq!(receipt.state, ReceiptState::New);
@@ -77,7 +87,10 @@ async fn create_then_receipt_is_new(store: Arc<dyn SecretStore>) {
         receipt.receipt_ttl
     );
     let secret_ttl = receipt.secret_ttl.expect("secret still there");
-    assert!(secret_ttl > HOUR - Duration::from_secs(5) && secret_ttl <= HOUR);
+    assert!(
+        secret_ttl + elapsed + CLOCK_SLACK >= HOUR && secret_ttl <= HOUR,
+        "{secret_ttl:?} left after {elapsed:?}"
+    );
     // Reading the receipt did not consume anything.
     assert_eq!(
         store
@@ -160,34 +173,53 @@ async fn unknown_ids_are_missing(store: Arc<dyn SecretStore>) {
 }
 
 async fn everything_expires_by_ttl(store: Arc<dyn SecretStore>) {
-    let key = unique("expiring");
-    store
-        .create(new_secret(
-            &key,
-            false,
-            Duration::from_millis(300),
-            Duration::from_millis(900),
-        ))
-        .await
-        .expect("create");
-    let id = SecretId::from_secret_key(&key);
-    let receipt_id = ReceiptId::from_metadata_key(&format!("meta-{key}"));
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        store.take_unprotected(&id, 1).await.expect("take"),
-        Take::Missing
-    );
-    let receipt = store
-        .receipt(&receipt_id)
-        .await
-        .expect("read")
-        .expect("receipt lives longer");
-    assert_eq!(
-        (receipt.state, receipt.secret_ttl),
-        (ReceiptState::New, None)
-    );
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(store.receipt(&receipt_id).await.expect("read"), None);
+    // The receipt must be seen after its secret expired and before it expires itself. That is
+    // only decided if this machine read it within the receipt's lifetime, measured, not assumed:
+    // otherwise the scenario runs again with longer lifetimes.
+    let mut secret_ttl = Duration::from_millis(300);
+    let receipt_id = loop {
+        let receipt_ttl = 3 * secret_ttl;
+        let key = unique("expiring");
+        let id = SecretId::from_secret_key(&key);
+        let receipt_id = ReceiptId::from_metadata_key(&format!("meta-{key}"));
+        let started = Instant::now();
+        store
+            .create(new_secret(&key, false, secret_ttl, receipt_ttl))
+            .await
+            .expect("create");
+        crate::eventually(EXPIRY_BOUND, "the secret expiring", || async {
+            store.peek(&id).await.expect("peek").is_none().then_some(())
+        })
+        .await;
+        assert_eq!(
+            store.take_unprotected(&id, 1).await.expect("take"),
+            Take::Missing
+        );
+        let receipt = store.receipt(&receipt_id).await.expect("read");
+        if started.elapsed() + CLOCK_SLACK >= receipt_ttl {
+            secret_ttl *= 2;
+            assert!(
+                secret_ttl < EXPIRY_BOUND,
+                "this machine is too slow to tell"
+            );
+            continue;
+        }
+        let receipt = receipt.expect("the receipt outlives its secret");
+        assert_eq!(
+            (receipt.state, receipt.secret_ttl),
+            (ReceiptState::New, None)
+        );
+        break receipt_id;
+    };
+    crate::eventually(EXPIRY_BOUND, "the receipt expiring", || async {
+        store
+            .receipt(&receipt_id)
+            .await
+            .expect("read")
+            .is_none()
+            .then_some(())
+    })
+    .await;
 }
 
 async fn concurrent_takes_succeed_exactly_once(store: Arc<dyn SecretStore>) {
@@ -403,29 +435,42 @@ async fn failed_attempts_burn_the_secret_at_the_limit(store: Arc<dyn SecretStore
 }
 
 async fn rate_limits_count_a_sliding_window_per_key(store: Arc<dyn SecretStore>) {
-    let window = Duration::from_millis(400);
-    let key = RateKey::new("create", &unique("caller"));
-    let other = RateKey::new("create", &unique("other-caller"));
-    for _ in 0..3 {
-        assert_eq!(
-            store.rate_limit(&key, 3, window).await.expect("count"),
-            RateDecision::Allowed
-        );
-    }
-    let RateDecision::Limited { retry_after } =
-        store.rate_limit(&key, 3, window).await.expect("count")
-    else {
-        panic!("the fourth request in the window must be limited");
+    // The fourth request is limited only if all four fall inside one window. That is only
+    // decided if this machine made them within the window, measured, not assumed: otherwise the
+    // scenario runs again with a longer window.
+    let mut window = Duration::from_millis(400);
+    let (key, retry_after) = loop {
+        let key = RateKey::new("create", &unique("caller"));
+        let started = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(
+                store.rate_limit(&key, 3, window).await.expect("count"),
+                RateDecision::Allowed
+            );
+        }
+        let fourth = store.rate_limit(&key, 3, window).await.expect("count");
+        if started.elapsed() + CLOCK_SLACK >= window {
+            window *= 2;
+            assert!(window < EXPIRY_BOUND, "this machine is too slow to tell");
+            continue;
+        }
+        let RateDecision::Limited { retry_after } = fourth else {
+            panic!("the fourth request in the window must be limited");
+        };
+        break (key, retry_after);
     };
     assert!(
         retry_after > Duration::ZERO && retry_after <= window,
         "{retry_after:?}"
     );
+    let other = RateKey::new("create", &unique("other-caller"));
     assert_eq!(
         store.rate_limit(&other, 3, window).await.expect("count"),
         RateDecision::Allowed
     );
-    tokio::time::sleep(window + Duration::from_millis(50)).await;
+    // Waiting as told (and the clock allowance) is enough: the oldest request has left the
+    // window by then.
+    tokio::time::sleep(retry_after + CLOCK_SLACK).await;
     assert_eq!(
         store.rate_limit(&key, 3, window).await.expect("count"),
         RateDecision::Allowed

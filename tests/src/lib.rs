@@ -191,7 +191,7 @@ impl TestRedisCluster {
             "cluster create failed: {}",
             String::from_utf8_lossy(&created.stdout)
         );
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let ready = cluster.ports.iter().all(|port| {
                 Command::new("redis-cli")
@@ -757,7 +757,7 @@ impl TestServer {
     /// server is ready.
     pub async fn assert_recovers(&self, secret: &str) {
         let key = eventually(
-            Duration::from_secs(15),
+            Duration::from_secs(30),
             "recovery after Redis came back",
             || async {
                 let (status, body) = rest_share(self, &[("secret", secret)]).await;

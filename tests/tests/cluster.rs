@@ -170,9 +170,9 @@ async fn requests_to_a_silent_cluster_fail_within_the_timeout() {
         let (answer, waited) = joined.expect("request task");
         assert_rest_error(&answer, ErrorKind::Unavailable, None);
         // Each waits about one timeout for the connection, not for the connection attempts of
-        // the requests before it.
+        // the requests before it (up to 40 timeouts). Ten timeouts leave room for a slow machine.
         assert!(
-            waited < timeout * 6,
+            waited < timeout * 10,
             "a request waited {waited:?} for a silent cluster"
         );
     }

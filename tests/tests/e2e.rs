@@ -3,8 +3,8 @@
 
 use burnbox_core::ErrorKind;
 use burnbox_tests::{
-    Backend, TestServer, assert_grpc_error, assert_rest_error, bytes_contain, grpc_reveal_request,
-    grpc_share_request, json_of, on_both_stores, rest_reveal, rest_share,
+    Backend, TestServer, assert_grpc_error, assert_rest_error, bytes_contain, eventually,
+    grpc_reveal_request, grpc_share_request, json_of, on_both_stores, rest_reveal, rest_share,
 };
 use reqwest::StatusCode;
 
@@ -383,40 +383,56 @@ async fn admin_endpoints_report_liveness_and_readiness() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_finishes_in_flight_requests() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    // Only there to fail instead of hanging.
+    let bound = std::time::Duration::from_secs(30);
     let server = TestServer::start(Backend::Memory).await;
-    // Warm a keep-alive connection, then start a request that spends time hashing a passphrase.
-    assert_eq!(
-        server
-            .http
-            .get(server.api("/status"))
-            .send()
-            .await
-            .expect("status")
-            .status(),
-        StatusCode::OK
-    );
-    let http = server.http.clone();
-    let url = server.api("/share");
-    let in_flight = tokio::spawn(async move {
-        http.post(url)
-            .form(&[("secret", "s"), ("passphrase", "slow to hash")])
-            .send()
-            .await
-    });
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    let http_base = server.http_base.clone();
-    server.shutdown().await;
-    let response = in_flight
+    let addr = server.http_base.trim_start_matches("http://").to_owned();
+
+    // A request is in flight once the server asks for its body (100 Continue): it has read the
+    // headers and is waiting for the rest, which the test holds back until shutdown has begun.
+    let body = "secret=finished+after+shutdown";
+    let mut in_flight = TcpStream::connect(&addr).await.expect("connect");
+    in_flight
+        .write_all(
+            format!(
+                "POST /api/v1/share HTTP/1.1\r\nHost: {addr}\r\n\
+                 Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+                 Expect: 100-continue\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )
         .await
-        .expect("task")
-        .expect("in-flight request answered");
-    assert_eq!(response.status(), StatusCode::OK);
-    assert!(
-        reqwest::Client::new()
-            .get(format!("{http_base}/api/v1/status"))
-            .send()
-            .await
-            .is_err(),
-        "no new requests after shutdown"
-    );
+        .expect("send the headers");
+    let go_ahead = b"HTTP/1.1 100 Continue\r\n\r\n";
+    let mut interim = vec![0; go_ahead.len()];
+    tokio::time::timeout(bound, in_flight.read_exact(&mut interim))
+        .await
+        .expect("the server asks for the body")
+        .expect("read 100 Continue");
+    assert_eq!(interim, go_ahead);
+
+    let stopping = tokio::spawn(server.shutdown());
+    // Shutdown has begun once the listener is closed: no new connections.
+    eventually(bound, "the listener closing", || async {
+        TcpStream::connect(&addr).await.is_err().then_some(())
+    })
+    .await;
+    in_flight
+        .write_all(body.as_bytes())
+        .await
+        .expect("send the body");
+    let mut answer = String::new();
+    tokio::time::timeout(bound, in_flight.read_to_string(&mut answer))
+        .await
+        .expect("the in-flight request is answered")
+        .expect("read the answer");
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    assert!(answer.contains("\"secret_key\""), "{answer}");
+    tokio::time::timeout(bound, stopping)
+        .await
+        .expect("shutdown completes once the request is answered")
+        .expect("shutdown task");
 }

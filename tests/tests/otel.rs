@@ -9,7 +9,7 @@ use std::time::Duration;
 use burnbox_core::ErrorKind;
 use burnbox_server::telemetry::{self, OtlpProtocol, SamplerKind, TelemetryConfig};
 use burnbox_spec::v1 as pb;
-use burnbox_tests::{Backend, TestServer, assert_rest_error, json_of, rest_share};
+use burnbox_tests::{Backend, TestServer, assert_rest_error, eventually, json_of, rest_share};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -176,21 +176,29 @@ async fn spans_join_the_callers_trace_with_semantic_attributes() {
     assert_eq!(error_id.as_deref(), Some(ERROR_TRACE));
 
     server.shutdown().await;
-    telemetry.flush();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !collector
-        .spans()
-        .iter()
-        .any(|span| hex(&span.trace_id) == GRPC_TRACE)
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no spans reached the collector"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        telemetry.flush();
-    }
-    let spans = collector.spans();
+    // Every span has ended; wait until the collector has the server spans of all the requests
+    // above (a server span ends after its children, so they are exported no later).
+    let spans = eventually(
+        Duration::from_secs(30),
+        "the spans reaching the collector",
+        || async {
+            telemetry.flush();
+            let spans = collector.spans();
+            let server_spans = |trace: &str| {
+                spans
+                    .iter()
+                    .filter(|span| {
+                        hex(&span.trace_id) == trace && span.kind == SpanKind::Server as i32
+                    })
+                    .count()
+            };
+            let complete = server_spans(REST_TRACE) == 1
+                && server_spans(GRPC_TRACE) == 1
+                && server_spans(ERROR_TRACE) == 2;
+            complete.then_some(spans)
+        },
+    )
+    .await;
 
     let rest = spans
         .iter()

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use burnbox_server::telemetry::{self, OtlpProtocol, SamplerKind, TelemetryConfig};
-use burnbox_tests::{Backend, TestServer, rest_share};
+use burnbox_tests::{Backend, TestServer, eventually, rest_share};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use poem::web::Data;
@@ -72,24 +72,28 @@ async fn spans_reach_an_otlp_http_collector() {
     assert_eq!(response.status(), reqwest::StatusCode::OK);
     server.shutdown().await;
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        telemetry.flush();
-        let spans = received.lock().expect("collector lock").clone();
-        if let Some(server_span) = spans.iter().find(|span| {
-            hex(&span.trace_id) == trace_id && span.name == "POST /api/v1/secret/{key}"
-        }) {
-            assert!(
-                spans.iter().any(|span| span.name == "secrets.reveal"
-                    && span.parent_span_id == server_span.span_id)
-            );
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no spans reached the HTTP collector: {spans:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // The server span ends after its children, so they are exported no later.
+    let is_server_span =
+        |span: &Span| hex(&span.trace_id) == trace_id && span.name == "POST /api/v1/secret/{key}";
+    let spans = eventually(
+        Duration::from_secs(30),
+        "the spans reaching the HTTP collector",
+        || async {
+            telemetry.flush();
+            let spans = received.lock().expect("collector lock").clone();
+            spans.iter().any(is_server_span).then_some(spans)
+        },
+    )
+    .await;
+    let server_span = spans
+        .iter()
+        .find(|span| is_server_span(span))
+        .expect("the server span");
+    assert!(
+        spans
+            .iter()
+            .any(|span| span.name == "secrets.reveal" && span.parent_span_id == server_span.span_id),
+        "no core span under the server span: {spans:?}"
+    );
     telemetry.shutdown();
 }

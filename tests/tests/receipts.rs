@@ -1,6 +1,8 @@
 //! End to end for the rest of the v1 API: receipts, burn, generate and the aliases Onetime
 //! Secret clients use, over REST and gRPC, on both stores.
 
+use std::time::Instant;
+
 use burnbox_core::ErrorKind;
 use burnbox_spec::v1 as pb;
 use burnbox_tests::{
@@ -72,8 +74,19 @@ fn key(value: &Value, name: &str) -> String {
         .to_owned()
 }
 
+/// Asserts that `left` seconds remain of a `ttl` that began after `since`: at most `ttl`, at
+/// least `ttl` less the seconds elapsed since (and one for the rounding to whole seconds).
+fn assert_seconds_left(left: Option<i64>, ttl: i64, since: Instant) {
+    let elapsed = i64::try_from(since.elapsed().as_secs()).expect("seconds fit");
+    assert!(
+        left.is_some_and(|left| (ttl - elapsed - 1..=ttl).contains(&left)),
+        "{left:?} of {ttl} s left after {elapsed} s"
+    );
+}
+
 async fn receipt_follows_the_secret_over_rest(backend: Backend) {
     let server = TestServer::start(backend).await;
+    let shared_at = Instant::now();
     let (_, shared) = rest_share(&server, &[("secret", "tracked"), ("ttl", "600")]).await;
     let (secret_key, metadata_key) = (key(&shared, "secret_key"), key(&shared, "metadata_key"));
 
@@ -84,18 +97,8 @@ async fn receipt_follows_the_secret_over_rest(backend: Backend) {
         (Some("new"), Some(secret_key.as_str()))
     );
     assert_eq!(receipt["metadata_key"], metadata_key.as_str());
-    assert!(
-        receipt["secret_ttl"]
-            .as_i64()
-            .is_some_and(|ttl| (590..=600).contains(&ttl)),
-        "{receipt}"
-    );
-    assert!(
-        receipt["metadata_ttl"]
-            .as_i64()
-            .is_some_and(|ttl| (1190..=1200).contains(&ttl)),
-        "{receipt}"
-    );
+    assert_seconds_left(receipt["secret_ttl"].as_i64(), 600, shared_at);
+    assert_seconds_left(receipt["metadata_ttl"].as_i64(), 1200, shared_at);
     assert!(
         receipt.get("received").is_none() && receipt.get("value").is_none(),
         "{receipt}"
@@ -120,6 +123,7 @@ async fn receipt_follows_the_secret_over_rest(backend: Backend) {
 async fn receipt_follows_the_secret_over_grpc(backend: Backend) {
     let server = TestServer::start(backend).await;
     let mut client = server.grpc().await;
+    let shared_at = Instant::now();
     let shared = client
         .share_secret(pb::ShareSecretRequest {
             secret: "tracked".into(),
@@ -142,11 +146,7 @@ async fn receipt_follows_the_secret_over_grpc(backend: Backend) {
         (receipt.state.as_str(), receipt.secret_key.as_deref()),
         ("new", Some(secret_key.as_str()))
     );
-    assert!(
-        receipt
-            .secret_ttl
-            .is_some_and(|ttl| (590..=600).contains(&ttl))
-    );
+    assert_seconds_left(receipt.secret_ttl, 600, shared_at);
 
     client
         .reveal_secret(grpc_reveal_request(&secret_key, None))
