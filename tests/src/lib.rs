@@ -804,3 +804,9 @@ impl TestServer {
         (metadata_key, sensitive)
     }
 }
+
+/// The naming keys of [`test_master_key`], for a `RedisStore` that names things as a test
+/// server does.
+pub fn test_naming_keys() -> burnbox_store::NamingKeys {
+    burnbox_core::Keyring::new(burnbox_core::MasterKey::from_bytes([7u8; 32]), None).naming_keys()
+}

@@ -19,6 +19,7 @@
 
 use aes_gcm::aead::{Aead, Generate, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
+use burnbox_store::{NamingKey, NamingKeys};
 use hkdf::Hkdf;
 use sha2::Sha256;
 use zeroize::Zeroizing;
@@ -76,6 +77,27 @@ impl Keyring {
     pub fn new(current: MasterKey, previous: Option<MasterKey>) -> Self {
         Self { current, previous }
     }
+
+    /// The keys the store names guessable ids with (customer ids, client addresses), one per
+    /// master key: a rotation gives new names, and the previous key's names stay readable.
+    pub fn naming_keys(&self) -> NamingKeys {
+        NamingKeys {
+            current: naming_key(&self.current),
+            previous: self.previous.as_ref().map(naming_key),
+        }
+    }
+}
+
+/// The HKDF label of the naming key: its own, so the naming key is independent of every
+/// sealing key (whose labels are the purposes').
+const NAMING_KEY_LABEL: &[u8] = b"burnbox/v1/naming-key";
+
+fn naming_key(master: &MasterKey) -> NamingKey {
+    let hkdf = Hkdf::<Sha256>::new(None, master.0.as_slice());
+    let mut key = Zeroizing::new([0u8; 32]);
+    // 32 bytes is far below HKDF-SHA256's 8160-byte limit, so expand cannot fail.
+    let _ = hkdf.expand(NAMING_KEY_LABEL, key.as_mut_slice());
+    NamingKey::from_bytes(*key)
 }
 
 /// Which master key opened a blob.
@@ -264,7 +286,13 @@ impl Keyring {
             .ok_or_else(|| {
                 Error::internal("sealed blob does not open with any configured master key")
             })
-            .and_then(|plaintext| if padded { unpad(plaintext) } else { Ok(plaintext) })
+            .and_then(|plaintext| {
+                if padded {
+                    unpad(plaintext)
+                } else {
+                    Ok(plaintext)
+                }
+            })
     }
 }
 
@@ -336,9 +364,19 @@ mod tests {
         let overhead = 1 + NONCE_LEN + 16;
         // Everything up to 60 bytes (64 with the length prefix) is one bucket.
         for len in [0, 1, 30, 60] {
-            assert_eq!(sealed_record_len(&keyring, len), overhead + MIN_PADDED, "{len}");
+            assert_eq!(
+                sealed_record_len(&keyring, len),
+                overhead + MIN_PADDED,
+                "{len}"
+            );
         }
-        for (len, bucket) in [(61, 128), (124, 128), (125, 256), (1000, 1024), (65_536, 131_072)] {
+        for (len, bucket) in [
+            (61, 128),
+            (124, 128),
+            (125, 256),
+            (1000, 1024),
+            (65_536, 131_072),
+        ] {
             assert_eq!(sealed_record_len(&keyring, len), overhead + bucket, "{len}");
         }
         for len in [0, 1, 59, 60, 61, 124, 125, 4096] {
@@ -357,7 +395,13 @@ mod tests {
     fn unpadded_records_from_before_padding_still_open() {
         let keyring = Keyring::new(MasterKey::generate(), None);
         let version_2 = keyring
-            .seal_as(false, Purpose::Record, "k", &id(), b"written before padding")
+            .seal_as(
+                false,
+                Purpose::Record,
+                "k",
+                &id(),
+                b"written before padding",
+            )
             .expect("seal");
         assert_eq!(version_2.first(), Some(&FORMAT_V2));
         assert_eq!(

@@ -89,12 +89,16 @@ impl Application {
         let store: Arc<dyn SecretStore> = match topology {
             Some(topology) => {
                 let cluster = matches!(topology, RedisTopology::Cluster(_));
+                let ca_certificates = config.redis_ca_certificates()?;
+                let custom_ca = ca_certificates.is_some();
                 let store = RedisStore::connect(&RedisConfig {
                     topology,
                     timeout: config.redis_timeout(),
+                    naming: keyring.naming_keys(),
+                    ca_certificates,
                 })
                 .await?;
-                tracing::info!(cluster, "store: Redis");
+                tracing::info!(cluster, custom_ca, "store: Redis");
                 Arc::new(store)
             }
             None => {
