@@ -10,8 +10,8 @@ use std::time::Duration;
 use burnbox_core::ErrorKind;
 use burnbox_server::{Application, Config, StartupError};
 use burnbox_tests::{
-    ALICE, Backend, TestServer, TestTlsRedis, assert_rest_error, basic_auth, eventually, json_of,
-    rest_reveal, rest_share, test_master_key,
+    ALICE, Backend, TestServer, TestTlsRedis, TestTlsRedisCluster, assert_rest_error, basic_auth,
+    eventually, json_of, rest_reveal, rest_share, test_master_key,
 };
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -87,18 +87,30 @@ fn documented_acl_rules(password: &str) -> Vec<String> {
 
 /// Creates the documented `burnbox` user with `password` on `redis`, and clears the ACL log.
 async fn add_burnbox_user(redis: &TestTlsRedis, password: &str) {
-    let mut admin = redis.connection().await;
+    add_burnbox_user_on(&mut redis.connection().await, password).await;
+}
+
+/// The ACL entries of commands Redis denied, on the node behind `admin`.
+async fn denied_commands(admin: &mut redis::aio::MultiplexedConnection) -> Vec<redis::Value> {
+    redis::cmd("ACL")
+        .arg("LOG")
+        .query_async(admin)
+        .await
+        .expect("ACL LOG")
+}
+
+async fn add_burnbox_user_on(admin: &mut redis::aio::MultiplexedConnection, password: &str) {
     redis::cmd("ACL")
         .arg("SETUSER")
         .arg("burnbox")
         .arg(documented_acl_rules(password))
-        .exec_async(&mut admin)
+        .exec_async(admin)
         .await
         .expect("ACL SETUSER");
     redis::cmd("ACL")
         .arg("LOG")
         .arg("RESET")
-        .exec_async(&mut admin)
+        .exec_async(admin)
         .await
         .expect("ACL LOG RESET");
 }
@@ -214,11 +226,7 @@ async fn every_operation_works_over_tls_as_the_documented_acl_user() {
 
     // Redis denied burnbox nothing, and burnbox was connected as that user.
     let mut admin = redis.connection().await;
-    let denied: Vec<redis::Value> = redis::cmd("ACL")
-        .arg("LOG")
-        .query_async(&mut admin)
-        .await
-        .expect("ACL LOG");
+    let denied = denied_commands(&mut admin).await;
     assert!(denied.is_empty(), "commands denied by the ACL: {denied:?}");
     let clients: String = redis::cmd("CLIENT")
         .arg("LIST")
@@ -332,5 +340,63 @@ async fn the_ca_file_must_be_a_pem_certificate_for_a_tls_url() {
             ),
             Ok(_) => panic!("{url} with {} started", ca_file.display()),
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_cluster_works_as_the_documented_acl_user() {
+    logs();
+    let cluster = TestTlsRedisCluster::start();
+    let mut nodes = cluster.node_connections().await;
+    for node in &mut nodes {
+        add_burnbox_user_on(node, "cluster-acl-pass-91d3").await;
+    }
+    let server = TestServer::start_with_customers(Backend::Memory, |config| {
+        config.redis_cluster_nodes = cluster.urls_as("burnbox", "cluster-acl-pass-91d3");
+        config.redis_ca_file = Some(cluster.ca_file());
+        config.master_key = Some(test_master_key());
+        config.rate_limit_create = 100;
+    })
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "readiness on the TLS cluster",
+        || async { (server.readiness().await == StatusCode::OK).then_some(()) },
+    )
+    .await;
+    let alice = basic_auth(ALICE.0, ALICE.1);
+    let mut shared = Vec::new();
+    // Several secrets, so that their keys spread over the nodes.
+    for index in 0..6 {
+        let request = server
+            .http
+            .post(server.api("/share"))
+            .header("authorization", &alice)
+            .form(&[("secret", format!("clustered {index}"))]);
+        let (status, receipt) = json_of(request.send().await.expect("share")).await;
+        assert_eq!(status, StatusCode::OK, "{receipt}");
+        shared.push(receipt);
+    }
+    for (index, receipt) in shared.iter().enumerate() {
+        let (status, revealed) = rest_reveal(&server, &field(receipt, "secret_key"), None).await;
+        let expected = format!("clustered {index}");
+        assert_eq!(
+            (status, revealed["value"].as_str()),
+            (StatusCode::OK, Some(expected.as_str()))
+        );
+    }
+    let recent = server
+        .http
+        .get(server.api("/private/recent"))
+        .header("authorization", &alice)
+        .send()
+        .await
+        .expect("recent");
+    let (status, recent) = json_of(recent).await;
+    assert_eq!(status, StatusCode::OK, "{recent}");
+    assert_eq!(recent.as_array().map(Vec::len), Some(6), "{recent}");
+    for node in &mut nodes {
+        let denied = denied_commands(node).await;
+        assert!(denied.is_empty(), "commands denied by the ACL: {denied:?}");
     }
 }
