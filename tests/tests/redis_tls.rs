@@ -324,12 +324,15 @@ async fn the_ca_file_must_be_a_pem_certificate_for_a_tls_url() {
     let missing = redis.ca_file().with_file_name("missing.pem");
     let cases = [
         ("redis://127.0.0.1:1/".to_owned(), redis.ca_file()),
+        // No Redis at all: the memory store.
+        (String::new(), redis.ca_file()),
         (redis.url(), not_pem.path().to_owned()),
         (redis.url(), missing),
     ];
     for (url, ca_file) in cases {
         let mut config = Config::for_tests();
         on_tls_redis(url.clone(), Some(ca_file.clone()))(&mut config);
+        config.redis_url = Some(url.clone()).filter(|url| !url.is_empty());
         match Application::build(config).await {
             Err(StartupError::Config(err)) => {
                 assert_eq!(err.setting, "BURNBOX_REDIS_CA_FILE", "{err}");

@@ -86,10 +86,10 @@ impl Application {
             (None, []) => None,
             (None, nodes) => Some(RedisTopology::Cluster(nodes.to_vec())),
         };
+        let ca_certificates = config.redis_ca_certificates()?;
         let store: Arc<dyn SecretStore> = match topology {
             Some(topology) => {
                 let cluster = matches!(topology, RedisTopology::Cluster(_));
-                let ca_certificates = config.redis_ca_certificates()?;
                 let custom_ca = ca_certificates.is_some();
                 let store = RedisStore::connect(&RedisConfig {
                     topology,
