@@ -38,7 +38,7 @@ const NONCE_LEN: usize = 12;
 /// The length prefix of a padded plaintext.
 const LENGTH_PREFIX: usize = 4;
 /// The smallest padded plaintext, the bucket of every small secret.
-pub(crate) const MIN_PADDED: usize = 64;
+const MIN_PADDED: usize = 64;
 
 /// A 32-byte server master key. Never printed, zeroized on drop.
 #[derive(Clone)]
@@ -198,6 +198,8 @@ impl Keyring {
         self.seal_as(purpose.padded(), purpose, caller_key, storage_id, plaintext)
     }
 
+    /// [`Keyring::seal`], padded or not whatever the purpose (tests write records as they were
+    /// before padding).
     fn seal_as(
         &self,
         padded: bool,

@@ -350,9 +350,7 @@ impl RedisStore {
             .await
             .map_err(classify)
     }
-}
 
-impl RedisStore {
     /// The entries of the recent list named `name` created at or after `since`, newest first, at
     /// most `limit`, with their scores (creation time in µs).
     async fn read_recent(
