@@ -403,3 +403,20 @@ async fn a_tls_cluster_works_as_the_documented_acl_user() {
         assert!(denied.is_empty(), "commands denied by the ACL: {denied:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_redis_url_is_refused_without_echoing_its_password() {
+    for url in [
+        "rediss://burnbox:url-pass-77aa@/",
+        "redis://burnbox:url-pass-77aa@127.0.0.1:1/not-a-database",
+    ] {
+        let mut config = Config::for_tests();
+        on_tls_redis(url.to_owned(), None)(&mut config);
+        let err = match Application::build(config).await {
+            Err(err) => err.to_string(),
+            Ok(_) => panic!("started with a bad URL"),
+        };
+        assert!(err.contains("invalid Redis URL"), "{err}");
+        assert!(!err.contains("url-pass-77aa"), "{err}");
+    }
+}
