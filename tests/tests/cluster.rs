@@ -20,6 +20,8 @@ async fn the_store_conforms_on_a_redis_cluster() {
     let store = RedisStore::connect(&RedisConfig {
         topology: RedisTopology::Cluster(cluster.urls()),
         timeout: Duration::from_secs(2),
+        naming: burnbox_tests::test_naming_keys(),
+        ca_certificates: None,
     })
     .await
     .expect("connect to the cluster");

@@ -17,6 +17,8 @@ async fn redis_store(redis: &TestRedis) -> RedisStore {
     RedisStore::connect(&RedisConfig {
         topology: RedisTopology::Standalone(redis.url()),
         timeout: Duration::from_secs(2),
+        naming: burnbox_tests::test_naming_keys(),
+        ca_certificates: None,
     })
     .await
     .expect("connect to test redis")

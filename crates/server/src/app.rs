@@ -86,15 +86,19 @@ impl Application {
             (None, []) => None,
             (None, nodes) => Some(RedisTopology::Cluster(nodes.to_vec())),
         };
+        let ca_certificates = config.redis_ca_certificates()?;
         let store: Arc<dyn SecretStore> = match topology {
             Some(topology) => {
                 let cluster = matches!(topology, RedisTopology::Cluster(_));
+                let custom_ca = ca_certificates.is_some();
                 let store = RedisStore::connect(&RedisConfig {
                     topology,
                     timeout: config.redis_timeout(),
+                    naming: keyring.naming_keys(),
+                    ca_certificates,
                 })
                 .await?;
-                tracing::info!(cluster, "store: Redis");
+                tracing::info!(cluster, custom_ca, "store: Redis");
                 Arc::new(store)
             }
             None => {

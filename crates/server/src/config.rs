@@ -30,7 +30,8 @@ pub struct Config {
     #[arg(long, env = "BURNBOX_ADMIN_ADDR", default_value = "0.0.0.0:9090")]
     pub admin_addr: SocketAddr,
 
-    /// Redis URL (redis://host:port/db). Unset: secrets live in process memory.
+    /// Redis URL (`redis://[user:password@]host:port/db`, or `rediss://` for TLS). Unset: secrets
+    /// live in process memory.
     #[arg(long, env = "BURNBOX_REDIS_URL")]
     pub redis_url: Option<String>,
 
@@ -108,6 +109,11 @@ pub struct Config {
     )]
     pub redis_cluster_nodes: Vec<String>,
 
+    /// PEM file of the CA certificates a `rediss://` Redis must present a certificate from.
+    /// Unset: the system's root certificates.
+    #[arg(long, env = "BURNBOX_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<std::path::PathBuf>,
+
     /// OTLP endpoint for traces (`http://collector:4318` for http/protobuf, `http://collector:4317`
     /// for grpc). Unset: no export.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
@@ -179,6 +185,9 @@ fn parse_cidr(text: &str) -> Result<ipnet::IpNet, String> {
         .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
         .map_err(|_| format!("{text:?} is not a CIDR block or an IP address"))
 }
+
+/// The start of a certificate in a PEM file.
+const CERTIFICATE_PEM: &[u8] = b"-----BEGIN CERTIFICATE-----";
 
 /// How log lines are written.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -301,6 +310,42 @@ impl Config {
         usize::try_from(self.memory_store_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
     }
 
+    /// The CA certificates of `BURNBOX_REDIS_CA_FILE` (PEM), if set: read once at startup, and
+    /// only with `rediss://` URLs, which are the only ones they could apply to.
+    pub fn redis_ca_certificates(&self) -> Result<Option<Vec<u8>>, ConfigError> {
+        let Some(path) = &self.redis_ca_file else {
+            return Ok(None);
+        };
+        let invalid = |problem: String| ConfigError {
+            setting: "BURNBOX_REDIS_CA_FILE",
+            problem,
+        };
+        let urls: Vec<&String> = self
+            .redis_url
+            .iter()
+            .chain(&self.redis_cluster_nodes)
+            .collect();
+        if urls.is_empty() || !urls.iter().all(|url| url.starts_with("rediss://")) {
+            return Err(invalid(
+                "applies to TLS connections only: BURNBOX_REDIS_URL or every node of \
+                 BURNBOX_REDIS_CLUSTER_NODES must be rediss://"
+                    .into(),
+            ));
+        }
+        let pem = std::fs::read(path)
+            .map_err(|err| invalid(format!("cannot read {}: {err}", path.display())))?;
+        if !pem
+            .windows(CERTIFICATE_PEM.len())
+            .any(|window| window == CERTIFICATE_PEM)
+        {
+            return Err(invalid(format!(
+                "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                path.display()
+            )));
+        }
+        Ok(Some(pem))
+    }
+
     /// How long to wait for Redis.
     pub fn redis_timeout(&self) -> Duration {
         Duration::from_millis(self.redis_timeout_ms)
@@ -331,6 +376,7 @@ impl std::fmt::Debug for Config {
             .field("redis", &self.redis_url.as_ref().map(|_| "configured"))
             .field("redis_cluster_nodes", &self.redis_cluster_nodes.len())
             .field("memory_store_mib", &self.memory_store_mib)
+            .field("redis_ca_file", &self.redis_ca_file)
             .field(
                 "otel_exporter_otlp_endpoint",
                 &self.otel_exporter_otlp_endpoint,

@@ -6,6 +6,12 @@
 //! policy, crypto or transports. What it does own is the storage layout: records are addressed by
 //! a domain-separated SHA-256 of their keys ([`SecretId`], [`ReceiptId`]), so no storage key ever
 //! contains a secret key or metadata key.
+//!
+//! Ids of guessable subjects ([`OwnerId`] of a customer id, [`RateKey`] of a client address)
+//! are named in Redis through a keyed hash with a [`NamingKey`] derived from the master key, so
+//! a Redis reader cannot test guesses against them. [`SecretId`] and [`ReceiptId`] stay plain
+//! SHA-256: they hash ~160-bit random keys nobody can guess, and must not move when the master
+//! key rotates.
 
 mod memory;
 mod redis_store;
@@ -13,7 +19,9 @@ mod redis_store;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 pub use memory::{DEFAULT_MEMORY_BUDGET_BYTES, MemoryStore};
 pub use redis_store::{RedisConfig, RedisStore, RedisTopology};
@@ -73,7 +81,8 @@ impl std::fmt::Debug for ReceiptId {
     }
 }
 
-/// Where a customer's index of recent secrets lives: SHA-256 over a domain tag and the custid.
+/// Whose index of recent secrets: SHA-256 over a domain tag and the custid. A customer id is
+/// easily guessed, so Redis names the index by a keyed hash of this id ([`NamingKey`]).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct OwnerId([u8; 32]);
 
@@ -100,7 +109,8 @@ impl std::fmt::Debug for OwnerId {
 }
 
 /// Whose requests a rate limit counts, per action class: SHA-256 over a domain tag, the class
-/// and the caller (a customer id or a client address), so no address is stored in the clear.
+/// and the caller (a customer id or a client address). Addresses are few enough to enumerate,
+/// so Redis names the window by a keyed hash of this id ([`NamingKey`]).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RateKey([u8; 32]);
 
@@ -122,6 +132,45 @@ impl std::fmt::Debug for RateKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "RateKey({}…)", &self.to_hex()[..12])
     }
+}
+
+/// The key of the keyed hash naming guessable ids in Redis ([`OwnerId`], [`RateKey`]). Derived
+/// from the master key by core; without it, a name cannot be linked to a customer or address.
+/// Never printed, zeroized on drop.
+#[derive(Clone)]
+pub struct NamingKey(Zeroizing<[u8; 32]>);
+
+impl NamingKey {
+    /// Wraps 32 bytes of key material.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// HMAC-SHA256 of `id` under this key: the name of a guessable id. The ids hashed are
+    /// already domain-separated digests, so one key serves every kind of id.
+    fn name(&self, id: &[u8; 32]) -> [u8; 32] {
+        // HMAC takes a key of any length: this cannot fail.
+        let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(self.0.as_slice())
+            .unwrap_or_else(|_| unreachable!("HMAC accepts 32-byte keys"));
+        mac.update(id);
+        mac.finalize().into_bytes().into()
+    }
+}
+
+impl std::fmt::Debug for NamingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NamingKey(..)")
+    }
+}
+
+/// The naming keys in force, one per configured master key: names are written with `current`;
+/// during a master-key rotation, indexes named with `previous` are still read.
+#[derive(Clone, Debug)]
+pub struct NamingKeys {
+    /// Names everything written.
+    pub current: NamingKey,
+    /// The naming key of the previous master key, while one is configured.
+    pub previous: Option<NamingKey>,
 }
 
 /// What [`SecretStore::rate_limit`] decided.

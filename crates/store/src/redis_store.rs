@@ -4,9 +4,14 @@
 //! - `burnbox:{<secret id>}:receipt`  hash: `sealed`, `state`, `updated`, `received`, `burned`
 //! - `burnbox:pointer:<receipt id>`   string: the secret id (hex) of the receipt's secret
 //! - `burnbox:{<secret id>}:failures` integer: failed passphrase attempts, expiring with the record
-//! - `burnbox:rate:<rate key>`        sorted set: request times of one caller and action class
+//! - `burnbox:rate:<keyed rate key>`  sorted set: request times of one caller and action class
 //! - `burnbox:key-check`             string: a known text sealed with the master key (no TTL)
-//! - `burnbox:recent:<owner id>`      sorted set: sealed entries scored by creation time (µs)
+//! - `burnbox:recent:<keyed owner id>` sorted set: sealed entries scored by creation time (µs)
+//!
+//! A keyed name is the HMAC-SHA256 of the id under the current [`NamingKey`] (from the master
+//! key): customer ids and client addresses are guessable, their plain hashes would not hide them.
+//! After a master-key rotation a customer's recent list is read under the previous naming key
+//! too, until its entries expire; rate-limit windows (one minute) simply start afresh.
 //!
 //! The record and the receipt share a hash tag, so one script burns the record with `GETDEL` and
 //! marks the receipt in a single round trip, inside one Redis Cluster slot. Everything carries a
@@ -24,8 +29,9 @@ use redis::{AsyncCommands, RedisError, Script};
 use tokio::sync::Notify;
 
 use crate::{
-    FailedAttempt, NewSecret, OwnerId, RateDecision, RateKey, ReceiptId, ReceiptState, SecretId,
-    SecretRecord, SecretStore, StoreError, StoredReceipt, Take, UnixSeconds,
+    FailedAttempt, NamingKey, NamingKeys, NewSecret, OwnerId, RateDecision, RateKey, ReceiptId,
+    ReceiptState, SecretId, SecretRecord, SecretStore, StoreError, StoredReceipt, Take,
+    UnixSeconds, hex32,
 };
 
 /// Takes a record atomically and marks its receipt received.
@@ -95,13 +101,25 @@ redis.call('PEXPIRE', KEYS[1], window)
 return 0
 "#;
 
-/// Which Redis deployment to use.
-#[derive(Clone, Debug)]
+/// Which Redis deployment to use. URLs may carry an ACL user (`redis://user:password@…`) and
+/// may be `rediss://` for TLS; they are never printed.
+#[derive(Clone)]
 pub enum RedisTopology {
-    /// One server: `redis://[user:password@]host:port[/db]` or `redis+unix://` (TLS is not built in).
+    /// One server: `redis[s]://[user:password@]host:port[/db]` or `redis+unix://`.
     Standalone(String),
-    /// A Redis Cluster, reached through any of these node URLs.
+    /// A Redis Cluster, reached through any of these node URLs (all `redis://` or all
+    /// `rediss://`).
     Cluster(Vec<String>),
+}
+
+impl std::fmt::Debug for RedisTopology {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // URLs may hold a password.
+        match self {
+            Self::Standalone(_) => f.write_str("Standalone(..)"),
+            Self::Cluster(nodes) => write!(f, "Cluster({} nodes)", nodes.len()),
+        }
+    }
 }
 
 /// How [`RedisStore`] connects.
@@ -111,6 +129,11 @@ pub struct RedisConfig {
     pub topology: RedisTopology,
     /// Longest wait for one command's answer (or for a connection) before failing as unavailable.
     pub timeout: Duration,
+    /// The keys naming customers' recent lists and rate-limit windows.
+    pub naming: NamingKeys,
+    /// PEM certificates of the CAs a `rediss://` server must chain to; `None`: the system's
+    /// root certificates.
+    pub ca_certificates: Option<Vec<u8>>,
 }
 
 /// A connection to either topology; both connect on first use and reconnect by themselves.
@@ -246,6 +269,7 @@ impl ConnectionLike for Connection {
 #[derive(Clone)]
 pub struct RedisStore {
     connection: Connection,
+    naming: NamingKeys,
     take_script: Script,
     burn_script: Script,
     fail_attempt_script: Script,
@@ -256,10 +280,24 @@ impl RedisStore {
     /// Prepares the connection. Redis need not be up yet: a standalone Redis is connected to on
     /// first use, a cluster in the background from now on.
     pub async fn connect(config: &RedisConfig) -> Result<Self, StoreError> {
+        // rustls needs one process-wide crypto provider, and the redis crate builds its TLS
+        // configuration with the process default. Installing ring's is a no-op when one is
+        // installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let certificates = config
+            .ca_certificates
+            .as_ref()
+            .map(|ca| redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca.clone()),
+            });
         let connection = match &config.topology {
             RedisTopology::Standalone(url) => {
-                let client = redis::Client::open(url.as_str())
-                    .map_err(|err| StoreError::Internal(format!("invalid Redis URL: {err}")))?;
+                let client = match certificates {
+                    Some(certificates) => redis::Client::build_with_tls(url.as_str(), certificates),
+                    None => redis::Client::open(url.as_str()),
+                }
+                .map_err(|err| StoreError::Internal(format!("invalid Redis URL: {err}")))?;
                 let manager_config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(config.timeout))
                     .set_response_timeout(Some(config.timeout))
@@ -273,18 +311,21 @@ impl RedisStore {
                 )
             }
             RedisTopology::Cluster(nodes) => {
-                let client = ClusterClient::builder(nodes.iter().map(String::as_str))
+                let mut builder = ClusterClient::builder(nodes.iter().map(String::as_str))
                     .connection_timeout(config.timeout)
-                    .response_timeout(config.timeout)
-                    .build()
-                    .map_err(|err| {
-                        StoreError::Internal(format!("invalid Redis Cluster nodes: {err}"))
-                    })?;
+                    .response_timeout(config.timeout);
+                if let Some(certificates) = certificates {
+                    builder = builder.certs(certificates);
+                }
+                let client = builder.build().map_err(|err| {
+                    StoreError::Internal(format!("invalid Redis Cluster nodes: {err}"))
+                })?;
                 Connection::Cluster(LazyCluster::start(client, config.timeout))
             }
         };
         Ok(Self {
             connection,
+            naming: config.naming.clone(),
             take_script: Script::new(TAKE_SCRIPT),
             burn_script: Script::new(BURN_SCRIPT),
             fail_attempt_script: Script::new(FAIL_ATTEMPT_SCRIPT),
@@ -306,6 +347,28 @@ impl RedisStore {
             .arg(mode)
             .arg(at)
             .invoke_async(&mut connection)
+            .await
+            .map_err(classify)
+    }
+
+    /// The entries of the recent list named `name` created at or after `since`, newest first, at
+    /// most `limit`, with their scores (creation time in µs).
+    async fn read_recent(
+        &self,
+        name: String,
+        since: UnixSeconds,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, f64)>, StoreError> {
+        let mut connection = self.connection.clone();
+        redis::cmd("ZREVRANGEBYSCORE")
+            .arg(name)
+            .arg("+inf")
+            .arg(seconds_to_micros(since))
+            .arg("WITHSCORES")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut connection)
             .await
             .map_err(classify)
     }
@@ -340,11 +403,17 @@ fn pointer_key(id: &ReceiptId) -> String {
 /// The one key without a TTL: it must outlive every secret.
 const KEY_CHECK: &str = "burnbox:key-check";
 
-fn rate_key(key: &RateKey) -> String {
-    format!("burnbox:rate:{}", key.to_hex())
+fn rate_key(naming: &NamingKey, key: &RateKey) -> String {
+    format!("burnbox:rate:{}", hex32(&naming.name(&key.0)))
 }
 
-fn recent_key(owner: &OwnerId) -> String {
+fn recent_key(naming: &NamingKey, owner: &OwnerId) -> String {
+    format!("burnbox:recent:{}", hex32(&naming.name(&owner.0)))
+}
+
+/// Where recent lists were kept before their names were keyed: read (never written) so that
+/// lists from before the upgrade stay whole until their entries expire, 30 days after it.
+fn unkeyed_recent_key(owner: &OwnerId) -> String {
     format!("burnbox:recent:{}", owner.to_hex())
 }
 
@@ -463,7 +532,7 @@ impl SecretStore for RedisStore {
             .arg(receipt_ms);
         let mut index = redis::pipe();
         if let Some(recent) = new.recent {
-            let key = recent_key(&recent.owner);
+            let key = recent_key(&self.naming.current, &recent.owner);
             let score = now_micros();
             let retain_micros = i64::try_from(recent.retain.as_micros()).unwrap_or(i64::MAX);
             index
@@ -588,7 +657,7 @@ impl SecretStore for RedisStore {
         let member = format!("{}-{}", now_micros(), rand_member());
         let wait_ms: u64 = self
             .rate_limit_script
-            .key(rate_key(key))
+            .key(rate_key(&self.naming.current, key))
             .arg(limit)
             .arg(millis(window))
             .arg(member)
@@ -610,17 +679,27 @@ impl SecretStore for RedisStore {
         since: UnixSeconds,
         limit: usize,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut connection = self.connection.clone();
-        redis::cmd("ZREVRANGEBYSCORE")
-            .arg(recent_key(owner))
-            .arg("+inf")
-            .arg(seconds_to_micros(since))
-            .arg("LIMIT")
-            .arg(0)
-            .arg(limit)
-            .query_async(&mut connection)
-            .await
-            .map_err(classify)
+        // The list under the current name, and where older entries may still be: under the
+        // previous master key's name during a rotation, and under the unkeyed name of old.
+        let read = |name: String| self.read_recent(name, since, limit);
+        let (current, previous, unkeyed) = tokio::try_join!(
+            read(recent_key(&self.naming.current, owner)),
+            async {
+                match &self.naming.previous {
+                    Some(previous) => read(recent_key(previous, owner)).await,
+                    None => Ok(Vec::new()),
+                }
+            },
+            read(unkeyed_recent_key(owner)),
+        )?;
+        let mut entries: Vec<(Vec<u8>, f64)> =
+            current.into_iter().chain(previous).chain(unkeyed).collect();
+        // Newest first; an entry found under two names is listed once.
+        entries.sort_by(|(_, a), (_, b)| b.total_cmp(a));
+        let mut seen = std::collections::HashSet::new();
+        entries.retain(|(entry, _)| seen.insert(entry.clone()));
+        entries.truncate(limit);
+        Ok(entries.into_iter().map(|(entry, _)| entry).collect())
     }
 
     #[tracing::instrument(name = "redis receipt", skip_all, fields(otel.name = "GET", otel.kind = "client", db.system = "redis", db.operation.name = "GET"))]
