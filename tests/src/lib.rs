@@ -279,7 +279,8 @@ impl TestRedis {
         Self::start_with_args(&["--appendonly", "yes", "--appendfsync", "always"])
     }
 
-    fn start_with_args(extra_args: &'static [&'static str]) -> Self {
+    /// A fresh redis-server started with `extra_args` added to its command line.
+    pub fn start_with_args(extra_args: &'static [&'static str]) -> Self {
         let mut redis = Self {
             port: 0,
             dir: tempfile::tempdir().expect("temp dir"),

@@ -455,7 +455,18 @@ fn decode_record(bytes: Vec<u8>) -> Result<SecretRecord, StoreError> {
     }
 }
 
+/// Whether Redis refused a write for being at `maxmemory` under the `noeviction` policy (alone
+/// or within a pipeline): the store is full, like the memory store at its budget, not failing.
+fn is_out_of_memory(err: &RedisError) -> bool {
+    err.clone()
+        .into_server_errors()
+        .is_some_and(|errors| errors.iter().any(|(_, error)| error.code() == "OOM"))
+}
+
 fn classify(err: RedisError) -> StoreError {
+    if is_out_of_memory(&err) {
+        return StoreError::Full;
+    }
     if err.is_io_error()
         || err.is_timeout()
         || err.is_connection_dropped()
