@@ -11,7 +11,7 @@ use burnbox_core::{
 use burnbox_spec::v1::{self as pb, secrets_server};
 use tonic::{Request, Response, Status};
 
-use crate::gate::{Access, ActionClass, Gate, Origin, join_header_lines};
+use crate::gate::{Gate, Operation, Origin, join_header_lines};
 use crate::wire_error::{to_grpc_status, to_grpc_status_with_code};
 
 /// Renders tonic's own refusals through the error table. tonic refuses some requests itself,
@@ -104,7 +104,7 @@ impl GrpcSecrets {
     /// Admits the caller of `request` through the gate, as REST does: credentials from the
     /// `authorization` metadata (the same value as REST's header), the peer address and
     /// `x-forwarded-for`.
-    async fn admit<T>(&self, request: &Request<T>, class: ActionClass) -> Result<Caller, Status> {
+    async fn admit<T>(&self, request: &Request<T>, operation: Operation) -> Result<Caller, Status> {
         let metadata = |name| {
             request
                 .metadata()
@@ -126,7 +126,7 @@ impl GrpcSecrets {
             ),
         };
         self.gate
-            .admit(&origin, Access::Open, class)
+            .admit(&origin, operation)
             .await
             .map_err(|err| to_grpc_status(&err))
     }
@@ -200,7 +200,7 @@ impl secrets_server::Secrets for GrpcSecrets {
         &self,
         request: Request<pb::ShareSecretRequest>,
     ) -> GrpcResult<pb::Receipt> {
-        let caller = self.admit(&request, ActionClass::Create).await?;
+        let caller = self.admit(&request, Operation::Share).await?;
         let message = request.into_inner();
         let input = ShareInput {
             secret: Some(message.secret),
@@ -216,7 +216,7 @@ impl secrets_server::Secrets for GrpcSecrets {
         &self,
         request: Request<pb::GenerateSecretRequest>,
     ) -> GrpcResult<pb::Receipt> {
-        let caller = self.admit(&request, ActionClass::Create).await?;
+        let caller = self.admit(&request, Operation::Generate).await?;
         let message = request.into_inner();
         let input = GenerateInput {
             passphrase: message.passphrase,
@@ -233,7 +233,7 @@ impl secrets_server::Secrets for GrpcSecrets {
         &self,
         request: Request<pb::RevealSecretRequest>,
     ) -> GrpcResult<pb::RevealSecretResponse> {
-        let caller = self.admit(&request, ActionClass::Reveal).await?;
+        let caller = self.admit(&request, Operation::Reveal).await?;
         let message = request.into_inner();
         let input = RevealInput {
             key: message.key,
@@ -246,7 +246,7 @@ impl secrets_server::Secrets for GrpcSecrets {
         &self,
         request: Request<pb::GetReceiptRequest>,
     ) -> GrpcResult<pb::Receipt> {
-        let caller = self.admit(&request, ActionClass::Reveal).await?;
+        let caller = self.admit(&request, Operation::Receipt).await?;
         let message = request.into_inner();
         reply(
             self.secrets.receipt(&caller, &message.metadata_key).await,
@@ -258,7 +258,7 @@ impl secrets_server::Secrets for GrpcSecrets {
         &self,
         request: Request<pb::BurnSecretRequest>,
     ) -> GrpcResult<pb::BurnSecretResponse> {
-        let caller = self.admit(&request, ActionClass::Reveal).await?;
+        let caller = self.admit(&request, Operation::Burn).await?;
         let message = request.into_inner();
         let input = BurnInput {
             metadata_key: message.metadata_key,
@@ -271,7 +271,7 @@ impl secrets_server::Secrets for GrpcSecrets {
         &self,
         request: Request<pb::ListRecentReceiptsRequest>,
     ) -> GrpcResult<pb::ListRecentReceiptsResponse> {
-        let caller = self.admit(&request, ActionClass::Reveal).await?;
+        let caller = self.admit(&request, Operation::Recent).await?;
         reply(self.secrets.recent(&caller).await, receipts_to_wire)
     }
 }

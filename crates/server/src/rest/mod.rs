@@ -22,7 +22,7 @@ pub use body::{BodyLimit, FormOrJson, IntField};
 pub use credentials::RequestOrigin;
 pub use error::{ApiError, ErrorBody};
 
-use crate::gate::{Access, ActionClass, Gate};
+use crate::gate::{Gate, Operation};
 
 use body::one_or_many;
 use error::render_framework_error;
@@ -215,10 +215,7 @@ impl RestApi {
         origin: RequestOrigin,
         metadata_key: Path<String>,
     ) -> ApiResult<ReceiptBody> {
-        let caller = self
-            .gate
-            .admit(&origin.0, Access::Open, ActionClass::Reveal)
-            .await?;
+        let caller = self.gate.admit(&origin.0, Operation::Receipt).await?;
         Ok(Json(
             self.secrets.receipt(&caller, &metadata_key.0).await?.into(),
         ))
@@ -238,9 +235,7 @@ impl RestApi {
     /// Check credentials: 200 with valid ones, 401 otherwise.
     #[oai(path = "/authcheck", method = "get", operation_id = "authcheck")]
     async fn authcheck(&self, origin: RequestOrigin) -> ApiResult<StatusBody> {
-        self.gate
-            .admit(&origin.0, Access::CustomersOnly, ActionClass::Reveal)
-            .await?;
+        self.gate.admit(&origin.0, Operation::Authcheck).await?;
         Ok(Json(StatusBody {
             status: self.secrets.status().to_owned(),
         }))
@@ -254,10 +249,7 @@ impl RestApi {
         origin: RequestOrigin,
         FormOrJson(form): FormOrJson<ShareForm>,
     ) -> ApiResult<ReceiptBody> {
-        let caller = self
-            .gate
-            .admit(&origin.0, Access::Open, ActionClass::Create)
-            .await?;
+        let caller = self.gate.admit(&origin.0, Operation::Share).await?;
         let input = ShareInput {
             secret: Some(form.secret),
             passphrase: form.passphrase,
@@ -275,10 +267,7 @@ impl RestApi {
         origin: RequestOrigin,
         FormOrJson(form): FormOrJson<GenerateForm>,
     ) -> ApiResult<ReceiptBody> {
-        let caller = self
-            .gate
-            .admit(&origin.0, Access::Open, ActionClass::Create)
-            .await?;
+        let caller = self.gate.admit(&origin.0, Operation::Generate).await?;
         let input = GenerateInput {
             passphrase: form.passphrase,
             ttl: form.ttl.map(|ttl| ttl.value("ttl")).transpose()?,
@@ -298,10 +287,7 @@ impl RestApi {
         key: Path<String>,
         FormOrJson(form): FormOrJson<RevealForm>,
     ) -> ApiResult<RevealBody> {
-        let caller = self
-            .gate
-            .admit(&origin.0, Access::Open, ActionClass::Reveal)
-            .await?;
+        let caller = self.gate.admit(&origin.0, Operation::Reveal).await?;
         let input = RevealInput {
             key: key.0,
             passphrase: form.passphrase,
@@ -313,10 +299,7 @@ impl RestApi {
     /// (authenticated customers only). Also served at `/receipt/recent` and `/metadata/recent`.
     #[oai(path = "/private/recent", method = "get", operation_id = "recent")]
     async fn recent(&self, origin: RequestOrigin) -> ApiResult<Vec<ReceiptBody>> {
-        let caller = self
-            .gate
-            .admit(&origin.0, Access::Open, ActionClass::Reveal)
-            .await?;
+        let caller = self.gate.admit(&origin.0, Operation::Recent).await?;
         let receipts = self.secrets.recent(&caller).await?;
         Ok(Json(receipts.into_iter().map(ReceiptBody::from).collect()))
     }
@@ -365,10 +348,7 @@ impl RestApi {
         metadata_key: Path<String>,
         FormOrJson(form): FormOrJson<BurnForm>,
     ) -> ApiResult<BurnBody> {
-        let caller = self
-            .gate
-            .admit(&origin.0, Access::Open, ActionClass::Reveal)
-            .await?;
+        let caller = self.gate.admit(&origin.0, Operation::Burn).await?;
         let input = BurnInput {
             metadata_key: metadata_key.0,
             passphrase: form.passphrase,
