@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use burnbox_core::{
     BurnInput, Burned, Caller, Error, ErrorKind, GenerateInput, Generated, Receipt, RevealInput,
-    Revealed, Secrets, ShareInput,
+    Revealed, SecretStatus, Secrets, ShareInput,
 };
 use burnbox_spec::v1::{self as pb, secrets_server};
 use tonic::{Request, Response, Status};
@@ -175,6 +175,15 @@ fn revealed_to_wire(revealed: Revealed) -> pb::RevealSecretResponse {
     }
 }
 
+fn secret_status_to_wire(status: SecretStatus) -> pb::SecretStatus {
+    pb::SecretStatus {
+        secret_key: status.secret_key,
+        state: status.state.as_str().to_owned(),
+        passphrase_required: status.passphrase_required,
+        secret_ttl: status.secret_ttl,
+    }
+}
+
 fn burned_to_wire(burned: Burned) -> pb::BurnSecretResponse {
     pb::BurnSecretResponse {
         state: Some(receipt_to_wire(burned.receipt)),
@@ -240,6 +249,18 @@ impl secrets_server::Secrets for GrpcSecrets {
             passphrase: message.passphrase,
         };
         reply(self.secrets.reveal(&caller, input).await, revealed_to_wire)
+    }
+
+    async fn get_secret_status(
+        &self,
+        request: Request<pb::GetSecretStatusRequest>,
+    ) -> GrpcResult<pb::SecretStatus> {
+        let caller = self.admit(&request, Operation::SecretStatus).await?;
+        let message = request.into_inner();
+        reply(
+            self.secrets.secret_status(&caller, &message.key).await,
+            secret_status_to_wire,
+        )
     }
 
     async fn get_receipt(

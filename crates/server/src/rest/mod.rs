@@ -8,8 +8,8 @@ mod error;
 use std::sync::Arc;
 
 use burnbox_core::{
-    BurnInput, Burned, GenerateInput, Generated, Receipt, RevealInput, Revealed, Secrets,
-    ShareInput,
+    BurnInput, Burned, GenerateInput, Generated, Receipt, RevealInput, Revealed, SecretStatus,
+    Secrets, ShareInput,
 };
 use poem::http::header;
 use poem::middleware::SetHeader;
@@ -192,6 +192,30 @@ impl From<Revealed> for RevealBody {
     }
 }
 
+/// A secret that is there to be revealed, looked up without revealing it.
+#[derive(Object)]
+pub struct SecretStatusBody {
+    /// The key it was looked up with.
+    secret_key: String,
+    /// Always `new`: a secret that was revealed, burned or has expired is a 404.
+    state: String,
+    /// Whether revealing needs a passphrase.
+    passphrase_required: bool,
+    /// Seconds left before the secret expires.
+    secret_ttl: i64,
+}
+
+impl From<SecretStatus> for SecretStatusBody {
+    fn from(status: SecretStatus) -> Self {
+        Self {
+            secret_key: status.secret_key,
+            state: status.state.as_str().to_owned(),
+            passphrase_required: status.passphrase_required,
+            secret_ttl: status.secret_ttl,
+        }
+    }
+}
+
 /// The service status.
 #[derive(Object)]
 pub struct StatusBody {
@@ -207,7 +231,7 @@ pub struct RestApi {
     gate: Arc<Gate>,
 }
 
-/// The receipt's implementation, served by POST (documented) and GET (hidden: one operation id
+/// The implementations served on two routes each: one documented, one hidden (one operation id
 /// may name only one documented operation).
 impl RestApi {
     async fn do_receipt(
@@ -218,6 +242,17 @@ impl RestApi {
         let caller = self.gate.admit(&origin.0, Operation::Receipt).await?;
         Ok(Json(
             self.secrets.receipt(&caller, &metadata_key.0).await?.into(),
+        ))
+    }
+
+    async fn do_secret_status(
+        &self,
+        origin: RequestOrigin,
+        key: Path<String>,
+    ) -> ApiResult<SecretStatusBody> {
+        let caller = self.gate.admit(&origin.0, Operation::SecretStatus).await?;
+        Ok(Json(
+            self.secrets.secret_status(&caller, &key.0).await?.into(),
         ))
     }
 }
@@ -293,6 +328,39 @@ impl RestApi {
             passphrase: form.passphrase,
         };
         Ok(Json(self.secrets.reveal(&caller, input).await?.into()))
+    }
+
+    /// Look a secret up without revealing it: whether it is there, whether it needs a
+    /// passphrase, and how long it has left. Nothing is burned and no passphrase attempt is
+    /// counted; a secret a reveal would not find is the same 404. Also served at
+    /// `GET /secret/{key}`.
+    #[oai(
+        path = "/secret/:key/status",
+        method = "get",
+        operation_id = "secret_status"
+    )]
+    async fn secret_status(
+        &self,
+        origin: RequestOrigin,
+        key: Path<String>,
+    ) -> ApiResult<SecretStatusBody> {
+        self.do_secret_status(origin, key).await
+    }
+
+    /// Alias of secret_status: a GET of a secret's own URL (a link unfurler, a mail scanner)
+    /// looks it up and never reveals it.
+    #[oai(
+        path = "/secret/:key",
+        method = "get",
+        operation_id = "secret_status",
+        hidden
+    )]
+    async fn secret_status_via_get(
+        &self,
+        origin: RequestOrigin,
+        key: Path<String>,
+    ) -> ApiResult<SecretStatusBody> {
+        self.do_secret_status(origin, key).await
     }
 
     /// The caller's receipts of the last 30 days, newest first, without secret keys
