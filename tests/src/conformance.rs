@@ -191,6 +191,7 @@ async fn everything_expires_by_ttl(store: Arc<dyn SecretStore>) {
             store.peek(&id).await.expect("peek").is_none().then_some(())
         })
         .await;
+        assert_eq!(store.inspect(&id).await.expect("inspect"), None);
         assert_eq!(
             store.take_unprotected(&id, 1).await.expect("take"),
             Take::Missing
@@ -261,6 +262,38 @@ async fn peek_reads_without_taking(store: Arc<dyn SecretStore>) {
     assert_eq!(store.peek(&id).await.expect("peek"), Some(record.clone()));
     assert_eq!(store.take(&id, 3).await.expect("take"), Some(record));
     assert_eq!(store.peek(&id).await.expect("peek"), None);
+}
+
+async fn inspect_sees_protection_and_time_left_without_taking(store: Arc<dyn SecretStore>) {
+    for protected in [false, true] {
+        let key = unique("inspect");
+        let new = new_secret(&key, protected, HOUR, 2 * HOUR);
+        let record = new.record.clone();
+        let started = Instant::now();
+        store.create(new).await.expect("create");
+        let id = SecretId::from_secret_key(&key);
+        for _ in 0..3 {
+            let status = store
+                .inspect(&id)
+                .await
+                .expect("inspect")
+                .expect("the record is there");
+            // The secret's hour began after `started`.
+            let elapsed = started.elapsed();
+            assert_eq!(status.protected, protected);
+            assert!(
+                status.ttl + elapsed + CLOCK_SLACK >= HOUR && status.ttl <= HOUR,
+                "{:?} left after {elapsed:?}",
+                status.ttl
+            );
+        }
+        // Nothing changed: the receipt is new, the record takes whole.
+        assert_eq!(receipt_of(&store, &key).await.state, ReceiptState::New);
+        assert_eq!(store.take(&id, 3).await.expect("take"), Some(record));
+        assert_eq!(store.inspect(&id).await.expect("inspect"), None);
+    }
+    let never = SecretId::from_secret_key(&unique("never"));
+    assert_eq!(store.inspect(&never).await.expect("inspect"), None);
 }
 
 async fn burn_is_exactly_once_and_marks_the_receipt(store: Arc<dyn SecretStore>) {
@@ -482,6 +515,7 @@ pub async fn conformance(store: Arc<dyn SecretStore>) {
     failed_attempts_burn_the_secret_at_the_limit(store.clone()).await;
     rate_limits_count_a_sliding_window_per_key(store.clone()).await;
     peek_reads_without_taking(store.clone()).await;
+    inspect_sees_protection_and_time_left_without_taking(store.clone()).await;
     burn_is_exactly_once_and_marks_the_receipt(store.clone()).await;
     recent_lists_an_owners_entries_newest_first(store.clone()).await;
     create_then_receipt_is_new(store.clone()).await;

@@ -77,6 +77,12 @@ const PAIRINGS: &[Pairing] = &[
         response: ("RevealSecretResponse", "RevealBody"),
     },
     Pairing {
+        rpc: "GetSecretStatus",
+        operation_id: "secret_status",
+        request: ("GetSecretStatusRequest", None),
+        response: ("SecretStatus", "SecretStatusBody"),
+    },
+    Pairing {
         rpc: "GetReceipt",
         operation_id: "receipt",
         request: ("GetReceiptRequest", None),

@@ -1,7 +1,7 @@
 //! Nothing sensitive reaches the logs: with every crate logging at TRACE (spans included), a
-//! session of share, wrong passphrase, reveal, receipt, burn, generate and recent over REST and
-//! gRPC on Redis leaves no secret value, passphrase, secret key, metadata key or API token in the
-//! captured output. (Its own test binary: it installs the process-wide subscriber.)
+//! session of share, secret status, wrong passphrase, reveal, receipt, burn, generate and recent
+//! over REST and gRPC on Redis leaves no secret value, passphrase, secret key, metadata key or API
+//! token in the captured output. (Its own test binary: it installs the process-wide subscriber.)
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -69,6 +69,14 @@ async fn trace_logs_hold_no_secret_passphrase_key_or_token() {
     let metadata_key = shared["metadata_key"].as_str().expect("key").to_owned();
     sensitive.extend([secret_key.clone(), metadata_key.clone()]);
 
+    // The secret status, on its route and on the secret's own URL: the key is in the path.
+    for path in [
+        format!("/secret/{secret_key}/status"),
+        format!("/secret/{secret_key}"),
+    ] {
+        let status = server.http.get(server.api(&path)).send().await;
+        assert_eq!(status.expect("status").status(), StatusCode::OK);
+    }
     let wrong = post(
         &format!("/secret/{secret_key}"),
         &[("passphrase", "leak-probe-wrong-guess")],
@@ -128,6 +136,10 @@ async fn trace_logs_hold_no_secret_passphrase_key_or_token() {
     sensitive.push("leak-probe-grpc-value-c3d4".to_owned());
     let key = shared.secret_key.expect("key");
     sensitive.extend([key.clone(), shared.metadata_key]);
+    client
+        .get_secret_status(pb::GetSecretStatusRequest { key: key.clone() })
+        .await
+        .expect("status");
     client
         .reveal_secret(pb::RevealSecretRequest {
             key,

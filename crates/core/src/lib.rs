@@ -18,7 +18,7 @@ pub use error::{Error, ErrorKind};
 pub use keys::KEY_LENGTH;
 pub use model::{
     ANONYMOUS_CUSTID, BurnInput, Burned, Caller, GenerateInput, Generated, Receipt, ReceiptState,
-    RevealInput, Revealed, ShareInput,
+    RevealInput, Revealed, SecretStatus, ShareInput,
 };
 pub use policy::{
     DEFAULT_PASSWORD_LENGTH, MAX_PASSPHRASE_CHARS, MIN_TTL_SECONDS, PASSWORD_LENGTHS,

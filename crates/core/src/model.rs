@@ -130,6 +130,19 @@ pub struct Revealed {
     pub share_domain: String,
 }
 
+/// What a secret's recipient may know before revealing it, from a look-up that takes nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretStatus {
+    /// The key it was looked up with.
+    pub secret_key: String,
+    /// Always [`ReceiptState::New`]: a secret in any other state is not found, as by a reveal.
+    pub state: ReceiptState,
+    /// Whether revealing needs a passphrase.
+    pub passphrase_required: bool,
+    /// Seconds left before the secret expires.
+    pub secret_ttl: i64,
+}
+
 /// Where a secret is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReceiptState {

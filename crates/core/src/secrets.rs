@@ -16,7 +16,7 @@ use crate::crypto::{Keyring, Purpose, WhichKey};
 use crate::keys::{generate_key, generate_password, is_well_formed};
 use crate::model::{
     ANONYMOUS_CUSTID, BurnInput, Burned, Caller, GenerateInput, Generated, Receipt, ReceiptState,
-    RevealInput, Revealed, ShareInput,
+    RevealInput, Revealed, SecretStatus, ShareInput,
 };
 use crate::policy::{self, Policy};
 use crate::{Error, ErrorKind, passphrase};
@@ -405,6 +405,30 @@ impl Secrets {
             value: record.value,
             secret_key: key,
             share_domain: self.settings.share_domain.clone(),
+        })
+    }
+
+    /// Whether the secret `key` reveals is there and whether it needs a passphrase, without
+    /// taking it: nothing is burned, no passphrase attempt is counted and the receipt stays as
+    /// it was, so it may be asked any number of times. A secret that a reveal would not find
+    /// (never shared, revealed, burned, expired) is the same [`Error::secret_not_found`], so
+    /// the look-up tells nothing a reveal would not.
+    #[tracing::instrument(name = "secrets.status", skip_all, fields(custid = caller.custid()))]
+    pub async fn secret_status(&self, caller: &Caller, key: &str) -> Result<SecretStatus, Error> {
+        self.master_key_fits().await?;
+        if !is_well_formed(key) {
+            return Err(Error::secret_not_found());
+        }
+        let status = self
+            .store
+            .inspect(&SecretId::from_secret_key(key))
+            .await?
+            .ok_or_else(Error::secret_not_found)?;
+        Ok(SecretStatus {
+            secret_key: key.to_owned(),
+            state: ReceiptState::New,
+            passphrase_required: status.protected,
+            secret_ttl: seconds_left(status.ttl),
         })
     }
 

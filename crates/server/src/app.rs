@@ -115,6 +115,7 @@ impl Application {
         }
         let gate = Arc::new(Gate::new(
             auth.clone(),
+            config.anonymous_access(),
             store.clone(),
             config.rate_limits(),
             config.trusted_proxies.clone(),

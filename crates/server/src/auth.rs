@@ -2,7 +2,8 @@
 //! the same `authorization: Basic …` value in gRPC metadata. Tokens come from the file named by
 //! `BURNBOX_API_TOKENS_FILE` (one `custid:token` per line; a token written `sha256:HEX` is known
 //! by its hash only), are held as SHA-256 digests, compared in constant time, and re-read on
-//! SIGHUP. Wrong credentials are always 401, never treated as anonymous.
+//! SIGHUP. Wrong credentials are always 401, never treated as anonymous. Whether a caller without
+//! credentials may do something is the gate's decision.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -63,17 +64,14 @@ fn parse_tokens(text: &str) -> Result<Tokens, String> {
 pub struct Authenticator {
     tokens_file: Option<PathBuf>,
     tokens: RwLock<Arc<Tokens>>,
-    allow_anonymous: bool,
 }
 
 impl Authenticator {
-    /// Reads the tokens file (if any). `allow_anonymous` decides whether requests without
-    /// credentials are served.
-    pub fn load(tokens_file: Option<PathBuf>, allow_anonymous: bool) -> Result<Self, String> {
+    /// Reads the tokens file (if any).
+    pub fn load(tokens_file: Option<PathBuf>) -> Result<Self, String> {
         let authenticator = Self {
             tokens_file,
             tokens: RwLock::new(Arc::default()),
-            allow_anonymous,
         };
         authenticator.reload()?;
         Ok(authenticator)
@@ -97,28 +95,10 @@ impl Authenticator {
         Ok(customers)
     }
 
-    /// The caller of an operation open to anonymous callers (when the server allows them).
-    /// `authorization` is the raw Authorization header or metadata value.
-    pub fn caller(&self, authorization: Option<&str>) -> Result<Caller, Error> {
-        match authorization {
-            None if self.allow_anonymous => Ok(Caller::anonymous()),
-            None => Err(Error::new(
-                ErrorKind::Unauthorized,
-                "this server requires credentials: HTTP Basic with your customer id and API token",
-            )),
-            Some(value) => self.verify(value),
-        }
-    }
-
-    /// The caller of an operation for customers only (authcheck).
-    pub fn customer(&self, authorization: Option<&str>) -> Result<Caller, Error> {
-        match authorization {
-            None => Err(Error::new(
-                ErrorKind::Unauthorized,
-                "credentials required: HTTP Basic with your customer id and API token",
-            )),
-            Some(value) => self.verify(value),
-        }
+    /// The customer `authorization` (the raw Authorization header or metadata value) proves,
+    /// `None` without credentials, or 401 for credentials that prove nobody.
+    pub fn identify(&self, authorization: Option<&str>) -> Result<Option<Caller>, Error> {
+        authorization.map(|value| self.verify(value)).transpose()
     }
 
     fn verify(&self, authorization: &str) -> Result<Caller, Error> {
@@ -167,29 +147,32 @@ mod tests {
         )
     }
 
-    fn authenticator(file: &str, allow_anonymous: bool) -> Authenticator {
+    fn authenticator(file: &str) -> Authenticator {
         Authenticator {
             tokens_file: None,
             tokens: RwLock::new(Arc::new(parse_tokens(file).expect("valid file"))),
-            allow_anonymous,
         }
+    }
+
+    fn customer(auth: &Authenticator, authorization: &str) -> Result<Caller, Error> {
+        auth.identify(Some(authorization))
+            .map(|caller| caller.expect("credentials identify someone or fail"))
     }
 
     #[test]
     fn plain_and_hashed_tokens_verify() {
         let hashed = hex::encode(Sha256::digest(b"hashed-token"));
-        let auth = authenticator(
-            &format!("# customers\nalice:plain-token\n\nbob:sha256:{hashed}\n"),
-            true,
-        );
+        let auth = authenticator(&format!(
+            "# customers\nalice:plain-token\n\nbob:sha256:{hashed}\n"
+        ));
         assert_eq!(
-            auth.caller(Some(&basic("alice:plain-token")))
+            customer(&auth, &basic("alice:plain-token"))
                 .expect("alice")
                 .custid(),
             "alice"
         );
         assert_eq!(
-            auth.caller(Some(&basic("bob:hashed-token")))
+            customer(&auth, &basic("bob:hashed-token"))
                 .expect("bob")
                 .custid(),
             "bob"
@@ -201,33 +184,19 @@ mod tests {
             "Bearer x".into(),
             "Basic !!".into(),
         ] {
-            let err = auth.caller(Some(&wrong)).expect_err("refused");
+            let err = customer(&auth, &wrong).expect_err("refused");
             assert_eq!(err.kind(), ErrorKind::Unauthorized, "{wrong}");
             assert!(!err.message().contains("plain-token"));
         }
     }
 
     #[test]
-    fn anonymous_use_follows_the_setting() {
+    fn no_credentials_identify_nobody() {
         assert!(
-            authenticator("", true)
-                .caller(None)
-                .expect("anonymous")
-                .is_anonymous()
-        );
-        assert_eq!(
-            authenticator("", false)
-                .caller(None)
-                .expect_err("closed")
-                .kind(),
-            ErrorKind::Unauthorized
-        );
-        assert_eq!(
-            authenticator("", true)
-                .customer(None)
-                .expect_err("customers only")
-                .kind(),
-            ErrorKind::Unauthorized
+            authenticator("alice:t\n")
+                .identify(None)
+                .expect("no error")
+                .is_none()
         );
     }
 
@@ -249,14 +218,14 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn arbitrary_authorization_values_are_refused(value in ".{0,200}") {
-            let auth = authenticator("alice:plain-token\n", true);
-            proptest::prop_assert!(auth.caller(Some(&value)).is_err());
+            let auth = authenticator("alice:plain-token\n");
+            proptest::prop_assert!(auth.identify(Some(&value)).is_err());
         }
 
         #[test]
         fn only_the_right_token_passes(token in "[ -~]{1,40}") {
-            let auth = authenticator("alice:plain-token\n", true);
-            let accepted = auth.caller(Some(&basic(&format!("alice:{token}")))).is_ok();
+            let auth = authenticator("alice:plain-token\n");
+            let accepted = customer(&auth, &basic(&format!("alice:{token}"))).is_ok();
             proptest::prop_assert_eq!(accepted, token == "plain-token");
         }
     }

@@ -80,7 +80,8 @@ pub struct Config {
     #[arg(long, env = "BURNBOX_RATE_LIMIT_CREATE", default_value_t = 60)]
     pub rate_limit_create: u32,
 
-    /// Reveal, receipt, burn, recent and authcheck requests per minute per caller; 0: off.
+    /// Reveal, secret status, receipt, burn, recent and authcheck requests per minute per caller;
+    /// 0: off.
     #[arg(long, env = "BURNBOX_RATE_LIMIT_REVEAL", default_value_t = 300)]
     pub rate_limit_reveal: u32,
 
@@ -94,10 +95,17 @@ pub struct Config {
     #[arg(long, env = "BURNBOX_API_TOKENS_FILE")]
     pub api_tokens_file: Option<std::path::PathBuf>,
 
-    /// Whether callers without credentials may share and reveal (false: every operation but
-    /// status needs credentials).
+    /// Whether callers without credentials may reveal and look up secrets, and share them unless
+    /// BURNBOX_ALLOW_ANONYMOUS_CREATE says otherwise (false: every operation but status needs
+    /// credentials).
     #[arg(long, env = "BURNBOX_ALLOW_ANONYMOUS", default_value_t = true, action = clap::ArgAction::Set)]
     pub allow_anonymous: bool,
+
+    /// Whether callers without credentials may share and generate secrets; unset: as
+    /// BURNBOX_ALLOW_ANONYMOUS. `false` with anonymous use on: only customers create, anyone
+    /// with a link reveals.
+    #[arg(long, env = "BURNBOX_ALLOW_ANONYMOUS_CREATE", action = clap::ArgAction::Set)]
+    pub allow_anonymous_create: Option<bool>,
 
     /// Redis Cluster: comma-separated node URLs (`redis://host:port`); any few nodes will do,
     /// the rest are discovered. Mutually exclusive with BURNBOX_REDIS_URL.
@@ -269,11 +277,20 @@ impl Config {
 
     /// The authenticator, with the tokens file read.
     pub fn authenticator(&self) -> Result<crate::auth::Authenticator, ConfigError> {
-        crate::auth::Authenticator::load(self.api_tokens_file.clone(), self.allow_anonymous)
-            .map_err(|problem| ConfigError {
+        crate::auth::Authenticator::load(self.api_tokens_file.clone()).map_err(|problem| {
+            ConfigError {
                 setting: "BURNBOX_API_TOKENS_FILE",
                 problem,
-            })
+            }
+        })
+    }
+
+    /// What callers without credentials may do.
+    pub fn anonymous_access(&self) -> crate::gate::AnonymousAccess {
+        crate::gate::AnonymousAccess {
+            read: self.allow_anonymous,
+            create: self.allow_anonymous_create.unwrap_or(self.allow_anonymous),
+        }
     }
 
     /// The telemetry settings.
@@ -388,6 +405,7 @@ impl std::fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("api_tokens_file", &self.api_tokens_file)
             .field("allow_anonymous", &self.allow_anonymous)
+            .field("allow_anonymous_create", &self.allow_anonymous_create)
             .field("passphrase_min_length", &self.passphrase_min_length)
             .field("passphrase_required", &self.passphrase_required)
             .field("passphrase_max_attempts", &self.passphrase_max_attempts)

@@ -30,7 +30,7 @@ pub struct Origin {
 pub enum ActionClass {
     /// Storing secrets: share, generate.
     Create,
-    /// Everything that reads: reveal, receipt, burn, recent, authcheck.
+    /// Everything that reads: reveal, secret status, receipt, burn, recent, authcheck.
     Reveal,
 }
 
@@ -46,10 +46,99 @@ impl ActionClass {
 /// Who may pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// Customers, and anonymous callers unless the server disallows them.
-    Open,
+    /// Customers, and anonymous callers unless anonymous use is off
+    /// ([`AnonymousAccess::read`]).
+    Read,
+    /// Customers, and anonymous callers if anonymous creation is on
+    /// ([`AnonymousAccess::create`]).
+    Create,
     /// Authenticated customers only.
     CustomersOnly,
+}
+
+/// Every operation that passes the gate (all but the service status, which is open to anyone
+/// and not counted), with its access rule and rate class: the one place both transports take
+/// them from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// Checking credentials.
+    Authcheck,
+    /// Sharing a secret.
+    Share,
+    /// Generating a password and sharing it.
+    Generate,
+    /// Revealing a secret.
+    Reveal,
+    /// Looking a secret up without revealing it.
+    SecretStatus,
+    /// Reading a receipt.
+    Receipt,
+    /// Burning a secret through its receipt.
+    Burn,
+    /// Listing the caller's recent receipts.
+    Recent,
+}
+
+impl Operation {
+    /// Who may call it. A recipient holds a link, not credentials: revealing and looking up a
+    /// secret follow anonymous use, creating follows anonymous creation, so a server can let only
+    /// its customers create while anyone with a link reads.
+    pub fn access(self) -> Access {
+        match self {
+            Self::Share | Self::Generate => Access::Create,
+            Self::Reveal | Self::SecretStatus | Self::Receipt | Self::Burn | Self::Recent => {
+                Access::Read
+            }
+            Self::Authcheck => Access::CustomersOnly,
+        }
+    }
+
+    /// The rate limit it counts against.
+    pub fn class(self) -> ActionClass {
+        match self {
+            Self::Share | Self::Generate => ActionClass::Create,
+            Self::Authcheck
+            | Self::Reveal
+            | Self::SecretStatus
+            | Self::Receipt
+            | Self::Burn
+            | Self::Recent => ActionClass::Reveal,
+        }
+    }
+}
+
+/// What callers without credentials may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnonymousAccess {
+    /// Reveal and look up secrets, read and burn anonymous receipts (`BURNBOX_ALLOW_ANONYMOUS`).
+    pub read: bool,
+    /// Share and generate (`BURNBOX_ALLOW_ANONYMOUS_CREATE`).
+    pub create: bool,
+}
+
+impl AnonymousAccess {
+    /// Anonymous callers may do everything that does not need a customer.
+    pub const OPEN: Self = Self {
+        read: true,
+        create: true,
+    };
+
+    /// Whether an anonymous caller passes `access`; if not, why (for the 401's message).
+    fn check(self, access: Access) -> Result<(), &'static str> {
+        match access {
+            Access::Read if self.read => Ok(()),
+            Access::Read => Err(
+                "this server requires credentials: HTTP Basic with your customer id and API token",
+            ),
+            Access::Create if self.create => Ok(()),
+            Access::Create => Err(
+                "only customers may create secrets on this server: HTTP Basic with your customer id and API token",
+            ),
+            Access::CustomersOnly => {
+                Err("credentials required: HTTP Basic with your customer id and API token")
+            }
+        }
+    }
 }
 
 /// Requests per minute per caller for each action class; 0 turns a limit off.
@@ -63,9 +152,10 @@ pub struct RateLimits {
 
 const WINDOW: Duration = Duration::from_secs(60);
 
-/// Admits callers: authentication, client address and rate limits.
+/// Admits callers: authentication, access, client address and rate limits.
 pub struct Gate {
     auth: Arc<Authenticator>,
+    anonymous: AnonymousAccess,
     store: Arc<dyn SecretStore>,
     limits: RateLimits,
     trusted_proxies: Vec<IpNet>,
@@ -76,6 +166,7 @@ impl Gate {
     /// A gate counting rate limits in `store` (so replicas sharing a Redis share the counts).
     pub fn new(
         auth: Arc<Authenticator>,
+        anonymous: AnonymousAccess,
         store: Arc<dyn SecretStore>,
         limits: RateLimits,
         trusted_proxies: Vec<IpNet>,
@@ -83,6 +174,7 @@ impl Gate {
     ) -> Self {
         Self {
             auth,
+            anonymous,
             store,
             limits,
             trusted_proxies,
@@ -90,25 +182,24 @@ impl Gate {
         }
     }
 
-    /// Authenticates the request and counts it against its caller's limit for `class`.
-    /// Failed authentication counts against the client address, so guessing tokens is
-    /// rate limited too.
-    pub async fn admit(
-        &self,
-        origin: &Origin,
-        access: Access,
-        class: ActionClass,
-    ) -> Result<Caller, Error> {
-        let authorization = origin.authorization.as_deref();
-        let authenticated = match access {
-            Access::Open => self.auth.caller(authorization),
-            Access::CustomersOnly => self.auth.customer(authorization),
+    /// Authenticates the request, checks that its caller may call `operation`, and counts it
+    /// against the caller's limit for the operation's class. Refused and failed authentication
+    /// count against the client address, so guessing tokens is rate limited too.
+    pub async fn admit(&self, origin: &Origin, operation: Operation) -> Result<Caller, Error> {
+        let authenticated = match self.auth.identify(origin.authorization.as_deref()) {
+            Ok(Some(customer)) => Ok(customer),
+            Ok(None) => self
+                .anonymous
+                .check(operation.access())
+                .map(|()| Caller::anonymous())
+                .map_err(|why| Error::new(ErrorKind::Unauthorized, why)),
+            Err(wrong) => Err(wrong),
         };
         let counted_as = match &authenticated {
             Ok(caller) if !caller.is_anonymous() => format!("customer:{}", caller.custid()),
             Ok(_) | Err(_) => format!("address:{}", self.client_address(origin)),
         };
-        self.check_rate(class, &counted_as).await?;
+        self.check_rate(operation.class(), &counted_as).await?;
         authenticated
     }
 
@@ -225,8 +316,13 @@ mod tests {
     use super::*;
 
     fn gate(trusted: &[&str]) -> Gate {
+        gate_with(trusted, AnonymousAccess::OPEN)
+    }
+
+    fn gate_with(trusted: &[&str], anonymous: AnonymousAccess) -> Gate {
         Gate::new(
-            Arc::new(Authenticator::load(None, true).expect("no tokens file")),
+            Arc::new(Authenticator::load(None).expect("no tokens file")),
+            anonymous,
             Arc::new(burnbox_store::MemoryStore::new()),
             RateLimits {
                 create_per_minute: 2,
@@ -371,23 +467,64 @@ mod tests {
         let alice_address = origin("192.0.2.1", None);
         let other_address = origin("192.0.2.2", None);
         for _ in 0..2 {
-            gate.admit(&alice_address, Access::Open, ActionClass::Create)
+            gate.admit(&alice_address, Operation::Share)
                 .await
                 .expect("within limit");
         }
         let err = gate
-            .admit(&alice_address, Access::Open, ActionClass::Create)
+            .admit(&alice_address, Operation::Generate)
             .await
             .expect_err("limited");
         assert_eq!(err.kind(), ErrorKind::RateLimited);
         assert!(err.retry_after().is_some_and(|wait| wait <= WINDOW));
-        gate.admit(&other_address, Access::Open, ActionClass::Create)
+        gate.admit(&other_address, Operation::Share)
             .await
             .expect("another caller");
         for _ in 0..10 {
-            gate.admit(&alice_address, Access::Open, ActionClass::Reveal)
+            gate.admit(&alice_address, Operation::Reveal)
                 .await
                 .expect("reveal unlimited");
+        }
+    }
+
+    #[tokio::test]
+    async fn anonymous_callers_pass_by_each_operations_rule() {
+        const ALL: [Operation; 8] = [
+            Operation::Authcheck,
+            Operation::Share,
+            Operation::Generate,
+            Operation::Reveal,
+            Operation::SecretStatus,
+            Operation::Receipt,
+            Operation::Burn,
+            Operation::Recent,
+        ];
+        for read in [true, false] {
+            for create in [true, false] {
+                let gate = gate_with(&[], AnonymousAccess { read, create });
+                for operation in ALL {
+                    let expected = match operation {
+                        Operation::Authcheck => false,
+                        Operation::Share | Operation::Generate => create,
+                        Operation::Reveal
+                        | Operation::SecretStatus
+                        | Operation::Receipt
+                        | Operation::Burn
+                        | Operation::Recent => read,
+                    };
+                    let admitted = gate.admit(&origin("192.0.2.1", None), operation).await;
+                    match admitted {
+                        Ok(caller) => {
+                            assert!(expected, "{operation:?} read={read} create={create}");
+                            assert!(caller.is_anonymous());
+                        }
+                        Err(err) => {
+                            assert!(!expected, "{operation:?} read={read} create={create}");
+                            assert_eq!(err.kind(), ErrorKind::Unauthorized);
+                        }
+                    }
+                }
+            }
         }
     }
 }

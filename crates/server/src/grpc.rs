@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use burnbox_core::{
     BurnInput, Burned, Caller, Error, ErrorKind, GenerateInput, Generated, Receipt, RevealInput,
-    Revealed, Secrets, ShareInput,
+    Revealed, SecretStatus, Secrets, ShareInput,
 };
 use burnbox_spec::v1::{self as pb, secrets_server};
 use tonic::{Request, Response, Status};
 
-use crate::gate::{Access, ActionClass, Gate, Origin, join_header_lines};
+use crate::gate::{Gate, Operation, Origin, join_header_lines};
 use crate::wire_error::{to_grpc_status, to_grpc_status_with_code};
 
 /// Renders tonic's own refusals through the error table. tonic refuses some requests itself,
@@ -104,7 +104,7 @@ impl GrpcSecrets {
     /// Admits the caller of `request` through the gate, as REST does: credentials from the
     /// `authorization` metadata (the same value as REST's header), the peer address and
     /// `x-forwarded-for`.
-    async fn admit<T>(&self, request: &Request<T>, class: ActionClass) -> Result<Caller, Status> {
+    async fn admit<T>(&self, request: &Request<T>, operation: Operation) -> Result<Caller, Status> {
         let metadata = |name| {
             request
                 .metadata()
@@ -126,7 +126,7 @@ impl GrpcSecrets {
             ),
         };
         self.gate
-            .admit(&origin, Access::Open, class)
+            .admit(&origin, operation)
             .await
             .map_err(|err| to_grpc_status(&err))
     }
@@ -175,6 +175,15 @@ fn revealed_to_wire(revealed: Revealed) -> pb::RevealSecretResponse {
     }
 }
 
+fn secret_status_to_wire(status: SecretStatus) -> pb::SecretStatus {
+    pb::SecretStatus {
+        secret_key: status.secret_key,
+        state: status.state.as_str().to_owned(),
+        passphrase_required: status.passphrase_required,
+        secret_ttl: status.secret_ttl,
+    }
+}
+
 fn burned_to_wire(burned: Burned) -> pb::BurnSecretResponse {
     pb::BurnSecretResponse {
         state: Some(receipt_to_wire(burned.receipt)),
@@ -200,7 +209,7 @@ impl secrets_server::Secrets for GrpcSecrets {
         &self,
         request: Request<pb::ShareSecretRequest>,
     ) -> GrpcResult<pb::Receipt> {
-        let caller = self.admit(&request, ActionClass::Create).await?;
+        let caller = self.admit(&request, Operation::Share).await?;
         let message = request.into_inner();
         let input = ShareInput {
             secret: Some(message.secret),
@@ -216,7 +225,7 @@ impl secrets_server::Secrets for GrpcSecrets {
         &self,
         request: Request<pb::GenerateSecretRequest>,
     ) -> GrpcResult<pb::Receipt> {
-        let caller = self.admit(&request, ActionClass::Create).await?;
+        let caller = self.admit(&request, Operation::Generate).await?;
         let message = request.into_inner();
         let input = GenerateInput {
             passphrase: message.passphrase,
@@ -233,7 +242,7 @@ impl secrets_server::Secrets for GrpcSecrets {
         &self,
         request: Request<pb::RevealSecretRequest>,
     ) -> GrpcResult<pb::RevealSecretResponse> {
-        let caller = self.admit(&request, ActionClass::Reveal).await?;
+        let caller = self.admit(&request, Operation::Reveal).await?;
         let message = request.into_inner();
         let input = RevealInput {
             key: message.key,
@@ -242,11 +251,23 @@ impl secrets_server::Secrets for GrpcSecrets {
         reply(self.secrets.reveal(&caller, input).await, revealed_to_wire)
     }
 
+    async fn get_secret_status(
+        &self,
+        request: Request<pb::GetSecretStatusRequest>,
+    ) -> GrpcResult<pb::SecretStatus> {
+        let caller = self.admit(&request, Operation::SecretStatus).await?;
+        let message = request.into_inner();
+        reply(
+            self.secrets.secret_status(&caller, &message.key).await,
+            secret_status_to_wire,
+        )
+    }
+
     async fn get_receipt(
         &self,
         request: Request<pb::GetReceiptRequest>,
     ) -> GrpcResult<pb::Receipt> {
-        let caller = self.admit(&request, ActionClass::Reveal).await?;
+        let caller = self.admit(&request, Operation::Receipt).await?;
         let message = request.into_inner();
         reply(
             self.secrets.receipt(&caller, &message.metadata_key).await,
@@ -258,7 +279,7 @@ impl secrets_server::Secrets for GrpcSecrets {
         &self,
         request: Request<pb::BurnSecretRequest>,
     ) -> GrpcResult<pb::BurnSecretResponse> {
-        let caller = self.admit(&request, ActionClass::Reveal).await?;
+        let caller = self.admit(&request, Operation::Burn).await?;
         let message = request.into_inner();
         let input = BurnInput {
             metadata_key: message.metadata_key,
@@ -271,7 +292,7 @@ impl secrets_server::Secrets for GrpcSecrets {
         &self,
         request: Request<pb::ListRecentReceiptsRequest>,
     ) -> GrpcResult<pb::ListRecentReceiptsResponse> {
-        let caller = self.admit(&request, ActionClass::Reveal).await?;
+        let caller = self.admit(&request, Operation::Recent).await?;
         reply(self.secrets.recent(&caller).await, receipts_to_wire)
     }
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use burnbox_store::{
-    FailedAttempt, NewSecret, OwnerId, RateDecision, RateKey, ReceiptId, SecretId, SecretRecord,
-    SecretStore, StoreError, StoredReceipt, Take, UnixSeconds,
+    FailedAttempt, NewSecret, OwnerId, RateDecision, RateKey, ReceiptId, RecordStatus, SecretId,
+    SecretRecord, SecretStore, StoreError, StoredReceipt, Take, UnixSeconds,
 };
 
 use crate::metrics::Metrics;
@@ -75,6 +75,10 @@ impl SecretStore for MeteredStore {
 
     async fn peek(&self, id: &SecretId) -> Result<Option<SecretRecord>, StoreError> {
         self.measure("peek", self.inner.peek(id)).await
+    }
+
+    async fn inspect(&self, id: &SecretId) -> Result<Option<RecordStatus>, StoreError> {
+        self.measure("inspect", self.inner.inspect(id)).await
     }
 
     async fn burn(&self, id: &SecretId, now: UnixSeconds) -> Result<bool, StoreError> {

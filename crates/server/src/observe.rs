@@ -81,6 +81,7 @@ pub const GRPC_METHODS: &[(&str, &str)] = &[
     ("burnbox.v1.Secrets", "ShareSecret"),
     ("burnbox.v1.Secrets", "GenerateSecret"),
     ("burnbox.v1.Secrets", "RevealSecret"),
+    ("burnbox.v1.Secrets", "GetSecretStatus"),
     ("burnbox.v1.Secrets", "GetReceipt"),
     ("burnbox.v1.Secrets", "BurnSecret"),
     ("burnbox.v1.Secrets", "ListRecentReceipts"),

@@ -83,6 +83,11 @@ fn invalid_configuration_exits_2_naming_the_setting() {
             "BURNBOX_ALLOW_ANONYMOUS",
         ),
         (
+            "BURNBOX_ALLOW_ANONYMOUS_CREATE",
+            "perhaps",
+            "BURNBOX_ALLOW_ANONYMOUS_CREATE",
+        ),
+        (
             "BURNBOX_API_TOKENS_FILE",
             "/nonexistent/tokens",
             "BURNBOX_API_TOKENS_FILE",

@@ -317,6 +317,15 @@ pub struct RecentEntry {
     pub retain: Duration,
 }
 
+/// What [`SecretStore::inspect`] sees of a stored secret, without its sealed bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordStatus {
+    /// Whether revealing needs a passphrase.
+    pub protected: bool,
+    /// Time left before the secret expires.
+    pub ttl: Duration,
+}
+
 /// What [`SecretStore::take_unprotected`] found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Take {
@@ -367,6 +376,11 @@ pub trait SecretStore: Send + Sync + 'static {
 
     /// Reads a record without taking it. `None` when it is gone.
     async fn peek(&self, id: &SecretId) -> Result<Option<SecretRecord>, StoreError>;
+
+    /// Whether a record is there, whether it is protected and how long it has left, without
+    /// reading its sealed bytes or changing anything (no attempt counted, receipt untouched).
+    /// `None` when it is gone.
+    async fn inspect(&self, id: &SecretId) -> Result<Option<RecordStatus>, StoreError>;
 
     /// Deletes the record unread and marks its receipt burned at `now`. `false` when the record
     /// was already gone (revealed, burned or expired), in which case nothing changes.

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use crate::{
-    FailedAttempt, NewSecret, OwnerId, RateDecision, RateKey, ReceiptId, ReceiptState, SecretId,
-    SecretRecord, SecretStore, StoreError, StoredReceipt, Take, UnixSeconds,
+    FailedAttempt, NewSecret, OwnerId, RateDecision, RateKey, ReceiptId, ReceiptState,
+    RecordStatus, SecretId, SecretRecord, SecretStore, StoreError, StoredReceipt, Take,
+    UnixSeconds,
 };
 
 /// How often expired entries are swept out; between sweeps they are only invisible.
@@ -296,6 +297,15 @@ impl SecretStore for MemoryStore {
     async fn peek(&self, id: &SecretId) -> Result<Option<SecretRecord>, StoreError> {
         let state = self.lock();
         Ok(live(&state.records, id, Instant::now()).map(|entry| entry.value.clone()))
+    }
+
+    async fn inspect(&self, id: &SecretId) -> Result<Option<RecordStatus>, StoreError> {
+        let now = Instant::now();
+        let state = self.lock();
+        Ok(live(&state.records, id, now).map(|entry| RecordStatus {
+            protected: entry.value.protected,
+            ttl: entry.expires_at - now,
+        }))
     }
 
     async fn burn(&self, id: &SecretId, at: UnixSeconds) -> Result<bool, StoreError> {

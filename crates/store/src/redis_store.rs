@@ -30,8 +30,8 @@ use tokio::sync::Notify;
 
 use crate::{
     FailedAttempt, NamingKey, NamingKeys, NewSecret, OwnerId, RateDecision, RateKey, ReceiptId,
-    ReceiptState, SecretId, SecretRecord, SecretStore, StoreError, StoredReceipt, Take,
-    UnixSeconds, hex32,
+    ReceiptState, RecordStatus, SecretId, SecretRecord, SecretStore, StoreError, StoredReceipt,
+    Take, UnixSeconds, hex32,
 };
 
 /// Takes a record atomically and marks its receipt received.
@@ -614,6 +614,30 @@ impl SecretStore for RedisStore {
             .await
             .map_err(classify)?;
         bytes.map(decode_record).transpose()
+    }
+
+    #[tracing::instrument(name = "redis inspect", skip_all, fields(otel.name = "PIPELINE", otel.kind = "client", db.system = "redis", db.operation.name = "PIPELINE"))]
+    async fn inspect(&self, id: &SecretId) -> Result<Option<RecordStatus>, StoreError> {
+        let mut connection = self.connection.clone();
+        let record = SecretKeys::of(id).record();
+        // The flag byte alone: the sealed value never leaves Redis for a look-up. The two
+        // commands may straddle a take; either one seeing the record gone means it is gone.
+        let (flag, pttl): (Vec<u8>, i64) = redis::pipe()
+            .getrange(&record, 0, 0)
+            .pttl(&record)
+            .query_async(&mut connection)
+            .await
+            .map_err(classify)?;
+        let (Some(&flag), Some(ttl)) = (flag.first(), remaining(pttl)) else {
+            return Ok(None);
+        };
+        if flag > 1 {
+            return Err(StoreError::Internal("malformed secret record".into()));
+        }
+        Ok(Some(RecordStatus {
+            protected: flag == 1,
+            ttl,
+        }))
     }
 
     #[tracing::instrument(name = "redis burn", skip_all, fields(otel.name = "EVALSHA", otel.kind = "client", db.system = "redis", db.operation.name = "EVALSHA"))]

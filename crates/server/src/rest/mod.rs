@@ -8,8 +8,8 @@ mod error;
 use std::sync::Arc;
 
 use burnbox_core::{
-    BurnInput, Burned, GenerateInput, Generated, Receipt, RevealInput, Revealed, Secrets,
-    ShareInput,
+    BurnInput, Burned, GenerateInput, Generated, Receipt, RevealInput, Revealed, SecretStatus,
+    Secrets, ShareInput,
 };
 use poem::http::header;
 use poem::middleware::SetHeader;
@@ -22,7 +22,7 @@ pub use body::{BodyLimit, FormOrJson, IntField};
 pub use credentials::RequestOrigin;
 pub use error::{ApiError, ErrorBody};
 
-use crate::gate::{Access, ActionClass, Gate};
+use crate::gate::{Gate, Operation};
 
 use body::one_or_many;
 use error::render_framework_error;
@@ -192,6 +192,30 @@ impl From<Revealed> for RevealBody {
     }
 }
 
+/// A secret that is there to be revealed, looked up without revealing it.
+#[derive(Object)]
+pub struct SecretStatusBody {
+    /// The key it was looked up with.
+    secret_key: String,
+    /// Always `new`: a secret that was revealed, burned or has expired is a 404.
+    state: String,
+    /// Whether revealing needs a passphrase.
+    passphrase_required: bool,
+    /// Seconds left before the secret expires.
+    secret_ttl: i64,
+}
+
+impl From<SecretStatus> for SecretStatusBody {
+    fn from(status: SecretStatus) -> Self {
+        Self {
+            secret_key: status.secret_key,
+            state: status.state.as_str().to_owned(),
+            passphrase_required: status.passphrase_required,
+            secret_ttl: status.secret_ttl,
+        }
+    }
+}
+
 /// The service status.
 #[derive(Object)]
 pub struct StatusBody {
@@ -207,7 +231,7 @@ pub struct RestApi {
     gate: Arc<Gate>,
 }
 
-/// The receipt's implementation, served by POST (documented) and GET (hidden: one operation id
+/// The implementations served on two routes each: one documented, one hidden (one operation id
 /// may name only one documented operation).
 impl RestApi {
     async fn do_receipt(
@@ -215,12 +239,20 @@ impl RestApi {
         origin: RequestOrigin,
         metadata_key: Path<String>,
     ) -> ApiResult<ReceiptBody> {
-        let caller = self
-            .gate
-            .admit(&origin.0, Access::Open, ActionClass::Reveal)
-            .await?;
+        let caller = self.gate.admit(&origin.0, Operation::Receipt).await?;
         Ok(Json(
             self.secrets.receipt(&caller, &metadata_key.0).await?.into(),
+        ))
+    }
+
+    async fn do_secret_status(
+        &self,
+        origin: RequestOrigin,
+        key: Path<String>,
+    ) -> ApiResult<SecretStatusBody> {
+        let caller = self.gate.admit(&origin.0, Operation::SecretStatus).await?;
+        Ok(Json(
+            self.secrets.secret_status(&caller, &key.0).await?.into(),
         ))
     }
 }
@@ -238,9 +270,7 @@ impl RestApi {
     /// Check credentials: 200 with valid ones, 401 otherwise.
     #[oai(path = "/authcheck", method = "get", operation_id = "authcheck")]
     async fn authcheck(&self, origin: RequestOrigin) -> ApiResult<StatusBody> {
-        self.gate
-            .admit(&origin.0, Access::CustomersOnly, ActionClass::Reveal)
-            .await?;
+        self.gate.admit(&origin.0, Operation::Authcheck).await?;
         Ok(Json(StatusBody {
             status: self.secrets.status().to_owned(),
         }))
@@ -254,10 +284,7 @@ impl RestApi {
         origin: RequestOrigin,
         FormOrJson(form): FormOrJson<ShareForm>,
     ) -> ApiResult<ReceiptBody> {
-        let caller = self
-            .gate
-            .admit(&origin.0, Access::Open, ActionClass::Create)
-            .await?;
+        let caller = self.gate.admit(&origin.0, Operation::Share).await?;
         let input = ShareInput {
             secret: Some(form.secret),
             passphrase: form.passphrase,
@@ -275,10 +302,7 @@ impl RestApi {
         origin: RequestOrigin,
         FormOrJson(form): FormOrJson<GenerateForm>,
     ) -> ApiResult<ReceiptBody> {
-        let caller = self
-            .gate
-            .admit(&origin.0, Access::Open, ActionClass::Create)
-            .await?;
+        let caller = self.gate.admit(&origin.0, Operation::Generate).await?;
         let input = GenerateInput {
             passphrase: form.passphrase,
             ttl: form.ttl.map(|ttl| ttl.value("ttl")).transpose()?,
@@ -298,10 +322,7 @@ impl RestApi {
         key: Path<String>,
         FormOrJson(form): FormOrJson<RevealForm>,
     ) -> ApiResult<RevealBody> {
-        let caller = self
-            .gate
-            .admit(&origin.0, Access::Open, ActionClass::Reveal)
-            .await?;
+        let caller = self.gate.admit(&origin.0, Operation::Reveal).await?;
         let input = RevealInput {
             key: key.0,
             passphrase: form.passphrase,
@@ -309,14 +330,44 @@ impl RestApi {
         Ok(Json(self.secrets.reveal(&caller, input).await?.into()))
     }
 
+    /// Look a secret up without revealing it: whether it is there, whether it needs a
+    /// passphrase, and how long it has left. Nothing is burned and no passphrase attempt is
+    /// counted; a secret a reveal would not find is the same 404. Also served at
+    /// `GET /secret/{key}`.
+    #[oai(
+        path = "/secret/:key/status",
+        method = "get",
+        operation_id = "secret_status"
+    )]
+    async fn secret_status(
+        &self,
+        origin: RequestOrigin,
+        key: Path<String>,
+    ) -> ApiResult<SecretStatusBody> {
+        self.do_secret_status(origin, key).await
+    }
+
+    /// Alias of secret_status: a GET of a secret's own URL (a link unfurler, a mail scanner)
+    /// looks it up and never reveals it.
+    #[oai(
+        path = "/secret/:key",
+        method = "get",
+        operation_id = "secret_status",
+        hidden
+    )]
+    async fn secret_status_via_get(
+        &self,
+        origin: RequestOrigin,
+        key: Path<String>,
+    ) -> ApiResult<SecretStatusBody> {
+        self.do_secret_status(origin, key).await
+    }
+
     /// The caller's receipts of the last 30 days, newest first, without secret keys
     /// (authenticated customers only). Also served at `/receipt/recent` and `/metadata/recent`.
     #[oai(path = "/private/recent", method = "get", operation_id = "recent")]
     async fn recent(&self, origin: RequestOrigin) -> ApiResult<Vec<ReceiptBody>> {
-        let caller = self
-            .gate
-            .admit(&origin.0, Access::Open, ActionClass::Reveal)
-            .await?;
+        let caller = self.gate.admit(&origin.0, Operation::Recent).await?;
         let receipts = self.secrets.recent(&caller).await?;
         Ok(Json(receipts.into_iter().map(ReceiptBody::from).collect()))
     }
@@ -365,10 +416,7 @@ impl RestApi {
         metadata_key: Path<String>,
         FormOrJson(form): FormOrJson<BurnForm>,
     ) -> ApiResult<BurnBody> {
-        let caller = self
-            .gate
-            .admit(&origin.0, Access::Open, ActionClass::Reveal)
-            .await?;
+        let caller = self.gate.admit(&origin.0, Operation::Burn).await?;
         let input = BurnInput {
             metadata_key: metadata_key.0,
             passphrase: form.passphrase,
