@@ -11,7 +11,7 @@ use burnbox_tests::{
 use reqwest::StatusCode;
 use tonic::Code;
 
-/// DESIGN §4, written out: the table in code must say exactly this.
+/// The README's error table, written out: the table in code must say exactly this.
 #[test]
 fn the_wire_table_is_the_documented_one() {
     let documented = [

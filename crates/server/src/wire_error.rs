@@ -25,7 +25,7 @@ pub struct WireError {
     pub description: &'static str,
 }
 
-/// The error table (DESIGN §4). Exhaustive and wildcard-free: a new kind does not compile until
+/// The error table (the README's "Errors" section). Exhaustive and wildcard-free: a new kind does not compile until
 /// it has its row.
 #[rustfmt::skip]
 pub fn wire_error(kind: ErrorKind) -> WireError {
