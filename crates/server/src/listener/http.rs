@@ -19,7 +19,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -35,7 +35,6 @@ use poem::web::{LocalAddr, RemoteAddr};
 use poem::{Addr, Endpoint, Response};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -231,81 +230,91 @@ impl Expired {
 }
 
 /// A connection's phase, moved along by the request handler (a request started, its answer's
-/// body finished), the socket (bytes arrived, the answer written out) and watched for deadlines.
+/// body finished) and the socket (bytes arrived, the answer written out), and checked against
+/// its deadline by [`Clock::expired`]. A change of phase wakes nobody: the check runs on a timer
+/// of its own, at the phase's deadline or sooner (see `next_check`).
 struct Clock {
-    phase: watch::Sender<Phase>,
+    phase: Mutex<Phase>,
     timeouts: HttpTimeouts,
 }
 
 impl Clock {
     fn new(timeouts: HttpTimeouts) -> Self {
         Self {
-            phase: watch::Sender::new(Phase::Head(Instant::now() + timeouts.header_read)),
+            phase: Mutex::new(Phase::Head(Instant::now() + timeouts.header_read)),
             timeouts,
         }
+    }
+
+    fn phase(&self) -> MutexGuard<'_, Phase> {
+        // A phase is a plain value, whole after any panic.
+        self.phase.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Bytes arrived: on an idle connection they begin the next request, whose headers now
     /// have the header-read timeout to arrive.
     fn bytes_arrived(&self) {
-        self.phase.send_if_modified(|phase| match phase {
-            Phase::Idle(_) => {
-                *phase = Phase::Head(Instant::now() + self.timeouts.header_read);
-                true
-            }
-            Phase::Head(_) | Phase::Busy(_) | Phase::Finishing(_) => false,
-        });
+        let mut phase = self.phase();
+        if let Phase::Idle(_) = *phase {
+            *phase = Phase::Head(Instant::now() + self.timeouts.header_read);
+        }
     }
 
     /// A request's headers have arrived; the connection is busy until the returned guard is
     /// dropped (with the answer's body).
     fn request_started(self: &Arc<Self>) -> Busy {
-        self.phase.send_modify(|phase| {
-            *phase = match *phase {
-                Phase::Busy(requests) => Phase::Busy(requests + 1),
-                Phase::Head(_) | Phase::Finishing(_) | Phase::Idle(_) => Phase::Busy(1),
-            }
-        });
+        let mut phase = self.phase();
+        *phase = match *phase {
+            Phase::Busy(requests) => Phase::Busy(requests + 1),
+            Phase::Head(_) | Phase::Finishing(_) | Phase::Idle(_) => Phase::Busy(1),
+        };
         Busy(self.clone())
     }
 
     /// hyper flushed the socket: if an answer was finishing, it is now written, and the idle
     /// timeout starts.
     fn flushed(&self) {
-        self.phase.send_if_modified(|phase| match phase {
-            Phase::Finishing(_) => {
-                *phase = Phase::Idle(Instant::now() + self.timeouts.idle);
-                true
-            }
-            Phase::Head(_) | Phase::Busy(_) | Phase::Idle(_) => false,
-        });
+        let mut phase = self.phase();
+        if let Phase::Finishing(_) = *phase {
+            *phase = Phase::Idle(Instant::now() + self.timeouts.idle);
+        }
     }
 
     /// Whether an answer of ours is being written. hyper writes nothing else but its own answer
     /// to an unparseable request.
     fn answering(&self) -> bool {
-        matches!(*self.phase.borrow(), Phase::Busy(_) | Phase::Finishing(_))
+        matches!(*self.phase(), Phase::Busy(_) | Phase::Finishing(_))
+    }
+
+    /// When to look at the phase next, at `now`: at its deadline, but no later than the
+    /// shorter timeout from now. No deadline is then ever missed: one set later is at least
+    /// that timeout after it was set, so after this check.
+    fn next_check(&self, now: Instant) -> Instant {
+        let soonest = now + self.timeouts.header_read.min(self.timeouts.idle);
+        match *self.phase() {
+            Phase::Head(deadline) | Phase::Finishing(deadline) | Phase::Idle(deadline) => {
+                deadline.min(soonest)
+            }
+            Phase::Busy(_) => soonest,
+        }
     }
 
     /// Completes when the deadline of the current phase passes (never while a request is
     /// being served).
     async fn expired(&self) -> Expired {
-        let mut changes = self.phase.subscribe();
+        let check = tokio::time::sleep_until(self.next_check(Instant::now()));
+        tokio::pin!(check);
         loop {
-            let phase = *changes.borrow_and_update();
-            let (deadline, expired) = match phase {
-                Phase::Head(deadline) => (deadline, Expired::Head),
-                Phase::Idle(deadline) | Phase::Finishing(deadline) => (deadline, Expired::Idle),
-                Phase::Busy(_) => {
-                    // The sender lives in `self`: `changed` cannot fail while we hold it.
-                    let _ = changes.changed().await;
-                    continue;
+            check.as_mut().await;
+            let now = Instant::now();
+            match *self.phase() {
+                Phase::Head(deadline) if deadline <= now => return Expired::Head,
+                Phase::Finishing(deadline) | Phase::Idle(deadline) if deadline <= now => {
+                    return Expired::Idle;
                 }
-            };
-            tokio::select! {
-                () = tokio::time::sleep_until(deadline) => return expired,
-                _ = changes.changed() => {}
+                Phase::Head(_) | Phase::Busy(_) | Phase::Finishing(_) | Phase::Idle(_) => {}
             }
+            check.as_mut().reset(self.next_check(now));
         }
     }
 }
@@ -315,14 +324,14 @@ struct Busy(Arc<Clock>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.phase.send_modify(|phase| {
-            *phase = match *phase {
-                Phase::Busy(requests) if requests > 1 => Phase::Busy(requests - 1),
-                Phase::Head(_) | Phase::Busy(_) | Phase::Finishing(_) | Phase::Idle(_) => {
-                    Phase::Finishing(Instant::now() + self.0.timeouts.idle)
-                }
+        let idle = self.0.timeouts.idle;
+        let mut phase = self.0.phase();
+        *phase = match *phase {
+            Phase::Busy(requests) if requests > 1 => Phase::Busy(requests - 1),
+            Phase::Head(_) | Phase::Busy(_) | Phase::Finishing(_) | Phase::Idle(_) => {
+                Phase::Finishing(Instant::now() + idle)
             }
-        });
+        };
     }
 }
 
@@ -355,17 +364,28 @@ impl http_body::Body for AnswerBody {
 /// A request body that fails with [`BodyTimeout`] once its deadline has passed.
 struct DeadlineBody {
     body: BoxBody<Bytes, io::Error>,
-    deadline: Pin<Box<Sleep>>,
+    deadline: Instant,
     timeout: Duration,
+    /// Wakes the reader at the deadline; set only once the body has kept it waiting (a body
+    /// already in hyper's buffer costs no timer).
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl DeadlineBody {
     fn new(body: BoxBody<Bytes, io::Error>, timeout: Duration) -> Self {
         Self {
             body,
-            deadline: Box::pin(tokio::time::sleep(timeout)),
+            deadline: Instant::now() + timeout,
             timeout,
+            timer: None,
         }
+    }
+
+    fn late(&self) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        Poll::Ready(Some(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            BodyTimeout(self.timeout),
+        ))))
     }
 }
 
@@ -378,14 +398,20 @@ impl http_body::Body for DeadlineBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         // The deadline first: a body still arriving, however steadily, after it is late.
-        if self.deadline.as_mut().poll(cx).is_ready() {
-            let timeout = self.timeout;
-            return Poll::Ready(Some(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                BodyTimeout(timeout),
-            ))));
+        if Instant::now() >= self.deadline {
+            return self.late();
         }
-        Pin::new(&mut self.body).poll_frame(cx)
+        if let Poll::Ready(frame) = Pin::new(&mut self.body).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        let deadline = self.deadline;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.as_mut().poll(cx).is_ready() {
+            return self.late();
+        }
+        Poll::Pending
     }
 
     fn is_end_stream(&self) -> bool {
