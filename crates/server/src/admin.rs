@@ -1,4 +1,6 @@
 //! The admin listener: liveness and readiness for Kubernetes probes, and Prometheus metrics.
+//! It has its own small connection budget (`listener::ADMIN_MAX_CONNECTIONS`), so it answers
+//! while the public listeners are full.
 
 use std::sync::Arc;
 
@@ -38,12 +40,18 @@ fn metrics(metrics: Data<&Arc<Metrics>>) -> Response {
         .body(metrics.render())
 }
 
-/// The admin routes.
-pub fn endpoint(secrets: Arc<Secrets>, metrics_registry: Arc<Metrics>) -> impl poem::Endpoint {
-    Route::new()
-        .at("/livez", get(livez))
-        .at("/readyz", get(readyz))
-        .at("/metrics", get(metrics))
-        .data(secrets)
-        .data(metrics_registry)
+/// The admin routes, answering errors (an unknown path, a wrong method) in the documented error
+/// body and with the same security headers as the REST API.
+pub fn endpoint(
+    secrets: Arc<Secrets>,
+    metrics_registry: Arc<Metrics>,
+) -> impl poem::Endpoint<Output = Response> {
+    crate::rest::documented(
+        Route::new()
+            .at("/livez", get(livez))
+            .at("/readyz", get(readyz))
+            .at("/metrics", get(metrics))
+            .data(secrets)
+            .data(metrics_registry),
+    )
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 use burnbox_core::{MasterKeyCheck, Secrets, Settings};
 use burnbox_spec::v1::secrets_server::SecretsServer;
 use burnbox_store::{MemoryStore, RedisConfig, RedisStore, RedisTopology, SecretStore, StoreError};
-use poem::listener::TcpAcceptor;
+use poem::EndpointExt;
+use poem::endpoint::ToDynEndpoint;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -17,6 +18,7 @@ use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError};
 use crate::gate::Gate;
 use crate::grpc::{GrpcSecrets, render_protocol_refusal};
+use crate::listener::{self, Listener};
 use crate::metered_store::MeteredStore;
 use crate::metrics::Metrics;
 use crate::observe::{ObserveGrpcLayer, ObserveRest};
@@ -51,10 +53,13 @@ pub struct Application {
     auth: Arc<Authenticator>,
     gate: Arc<Gate>,
     metrics: Arc<Metrics>,
-    http: TcpListener,
-    grpc: TcpListener,
-    admin: TcpListener,
+    http: Listener,
+    grpc: Listener,
+    admin: Listener,
 }
+
+/// The longest a gRPC peer has to answer a keepalive ping (with shorter intervals: the interval).
+const GRPC_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Binds a listener whose connections send small writes at once: Linux passes TCP_NODELAY on
 /// to accepted sockets, and without it a gRPC answer (headers, data and trailers written apart)
@@ -75,9 +80,12 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, StartupError> {
 
 impl Application {
     /// Validates the configuration, connects the store and binds all three listeners (port 0
-    /// picks free ports; read them back with the `*_addr` methods).
+    /// picks free ports; read them back with the `*_addr` methods). Raises the open-file limit
+    /// as far as the connection caps need (see [`listener::fit_caps_to_open_file_limit`]).
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let policy = config.policy()?;
+        let max_connections = usize::try_from(config.max_connections).unwrap_or(usize::MAX);
+        let caps = listener::fit_caps_to_open_file_limit(max_connections)?;
         let (keyring, ephemeral_key) = config.keyring()?;
         let auth = Arc::new(config.authenticator()?);
         let metrics = Arc::new(Metrics::new());
@@ -151,9 +159,9 @@ impl Application {
             ),
         }
         Ok(Self {
-            http: bind(config.http_addr).await?,
-            grpc: bind(config.grpc_addr).await?,
-            admin: bind(config.admin_addr).await?,
+            http: Listener::new("rest", bind(config.http_addr).await?, caps.http),
+            grpc: Listener::new("grpc", bind(config.grpc_addr).await?, caps.grpc),
+            admin: Listener::new("admin", bind(config.admin_addr).await?, caps.admin),
             secrets,
             auth,
             gate,
@@ -186,6 +194,8 @@ impl Application {
         let stop = CancellationToken::new();
         let grace = Duration::from_secs(self.config.shutdown_grace_seconds);
         let max_body = self.secrets.policy().max_request_bytes();
+        let timeouts = self.config.http_timeouts();
+        let keepalive = Duration::from_secs(self.config.grpc_keepalive_seconds);
 
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<SecretsServer<GrpcSecrets>>().await;
@@ -202,6 +212,15 @@ impl Application {
             .into_server()
             .max_decoding_message_size(max_body);
         let grpc = tonic::transport::Server::builder()
+            // A dead peer is noticed within a ping and its timeout; a live one is asked to
+            // reconnect now and then (GOAWAY), which also closes connections idle for long.
+            .http2_keepalive_interval(Some(keepalive))
+            .http2_keepalive_timeout(Some(keepalive.min(GRPC_KEEPALIVE_TIMEOUT)))
+            // No `max_connection_age_grace`: tonic 0.14.9 then skips the GOAWAY and closes the
+            // connection hard when age and grace have passed, failing the calls in flight.
+            .max_connection_age(Duration::from_secs(
+                self.config.grpc_max_connection_age_seconds,
+            ))
             .layer(ObserveGrpcLayer::new(self.metrics.clone()))
             // Inside the observer, so the rendered error carries the request's trace id.
             .layer(tower::util::MapResponseLayer::new(move |response| {
@@ -212,26 +231,32 @@ impl Application {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(self.grpc).with_nodelay(Some(true)),
+                listener::grpc::incoming(self.grpc, timeouts.header_read),
                 stop.clone().cancelled_owned(),
             );
 
-        let http = poem::Server::new_with_acceptor(acceptor(self.http)?)
-            .run_with_graceful_shutdown(
-                ObserveRest::new(
-                    rest::endpoint(self.secrets.clone(), self.gate.clone()),
-                    self.metrics.clone(),
-                    rest::path_parameters(),
-                ),
-                stop.clone().cancelled_owned(),
-                Some(grace),
-            );
-        let admin = poem::Server::new_with_acceptor(acceptor(self.admin)?)
-            .run_with_graceful_shutdown(
-                admin::endpoint(self.secrets.clone(), self.metrics.clone()),
-                stop.clone().cancelled_owned(),
-                Some(grace),
-            );
+        let rest_endpoint = ObserveRest::new(
+            rest::endpoint(self.secrets.clone(), self.gate.clone()),
+            self.metrics.clone(),
+            rest::path_parameters(),
+        );
+        let http = listener::http::serve(
+            self.http,
+            Arc::new(ToDynEndpoint(rest_endpoint.map_to_response())),
+            timeouts,
+            stop.clone(),
+            grace,
+        );
+        let admin = listener::http::serve(
+            self.admin,
+            Arc::new(ToDynEndpoint(admin::endpoint(
+                self.secrets.clone(),
+                self.metrics.clone(),
+            ))),
+            timeouts,
+            stop.clone(),
+            grace,
+        );
 
         reload_tokens_on_sighup(self.auth.clone(), stop.clone());
 
@@ -246,18 +271,28 @@ impl Application {
             trigger.cancel();
         });
 
-        let (grpc_result, http_result, admin_result) = tokio::join!(grpc, http, admin);
-        // If one listener failed on its own, stop the others too.
-        stop.cancel();
-        grpc_result.map_err(|err| StartupError::Reflection(format!("gRPC server: {err}")))?;
-        http_result.map_err(|source| StartupError::Bind {
-            addr: self.config.http_addr,
-            source,
-        })?;
-        admin_result.map_err(|source| StartupError::Bind {
-            addr: self.config.admin_addr,
-            source,
-        })?;
+        let grpc = async {
+            let result = grpc.await;
+            // If the gRPC server failed on its own, stop the others too.
+            stop.cancel();
+            result
+        };
+        // tonic waits for every connection to close; past the grace period the process does
+        // not wait for it any longer (its connections end with the runtime).
+        let grpc = async {
+            tokio::select! {
+                result = grpc => result.map(|()| true),
+                () = async { stop.cancelled().await; tokio::time::sleep(grace).await } => Ok(false),
+            }
+        };
+        let (grpc_result, (), ()) = tokio::join!(grpc, http, admin);
+        match grpc_result {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                "gRPC connections still open after the shutdown grace period: not waiting for them"
+            ),
+            Err(err) => return Err(StartupError::Reflection(format!("gRPC server: {err}"))),
+        }
         tracing::info!("stopped");
         Ok(())
     }
@@ -297,13 +332,8 @@ fn reload_tokens_on_sighup(auth: Arc<Authenticator>, stop: CancellationToken) {
     let _ = (auth, stop);
 }
 
-fn local_addr(listener: &TcpListener) -> SocketAddr {
+fn local_addr(listener: &Listener) -> SocketAddr {
     listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
-}
-
-fn acceptor(listener: TcpListener) -> Result<TcpAcceptor, StartupError> {
-    let addr = local_addr(&listener);
-    TcpAcceptor::from_tokio(listener).map_err(|source| StartupError::Bind { addr, source })
 }

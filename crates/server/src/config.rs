@@ -164,6 +164,39 @@ pub struct Config {
     /// How long in-flight requests may take to finish after SIGTERM, in seconds.
     #[arg(long, env = "BURNBOX_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
+
+    /// How long a client may take to send a request's line and headers, in seconds: from the
+    /// connection's start, or on a kept-alive connection from the first byte of the next
+    /// request (REST and admin). gRPC connections must send the HTTP/2 preface within it.
+    #[arg(long, env = "BURNBOX_HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout_seconds: u64,
+
+    /// How long a REST request's body may take to arrive once its headers have, in seconds; a
+    /// late body is answered 400 and its connection closed.
+    #[arg(long, env = "BURNBOX_BODY_READ_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_read_timeout_seconds: u64,
+
+    /// How long a kept-alive REST or admin connection may wait for its next request, in
+    /// seconds, before it is closed.
+    #[arg(long, env = "BURNBOX_IDLE_TIMEOUT_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout_seconds: u64,
+
+    /// Connections each public listener (REST, gRPC) serves at once; further ones wait in the
+    /// kernel's accept queue. Lowered at startup, with a warning, if the open-file limit is
+    /// too low for it.
+    #[arg(long, env = "BURNBOX_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+
+    /// Seconds between HTTP/2 pings on a quiet gRPC connection; a peer that does not answer
+    /// one within as long (at most 20 seconds) is disconnected.
+    #[arg(long, env = "BURNBOX_GRPC_KEEPALIVE_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub grpc_keepalive_seconds: u64,
+
+    /// Age in seconds at which a gRPC connection is asked to close (HTTP/2 GOAWAY): clients
+    /// reconnect by themselves (spreading over replicas as they do), calls in flight get
+    /// BURNBOX_SHUTDOWN_GRACE_SECONDS to finish.
+    #[arg(long, env = "BURNBOX_GRPC_MAX_CONNECTION_AGE_SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub grpc_max_connection_age_seconds: u64,
 }
 
 /// Decodes a master key setting: base64 of exactly 32 bytes; unset or blank means none.
@@ -368,6 +401,15 @@ impl Config {
         Duration::from_millis(self.redis_timeout_ms)
     }
 
+    /// The deadlines of REST and admin connections.
+    pub fn http_timeouts(&self) -> crate::listener::http::HttpTimeouts {
+        crate::listener::http::HttpTimeouts {
+            header_read: Duration::from_secs(self.header_read_timeout_seconds),
+            body_read: Duration::from_secs(self.body_read_timeout_seconds),
+            idle: Duration::from_secs(self.idle_timeout_seconds),
+        }
+    }
+
     /// A configuration for tests and embedding: every listener on 127.0.0.1 port 0, memory
     /// store, no rate limits.
     pub fn for_tests() -> Self {
@@ -415,6 +457,19 @@ impl std::fmt::Debug for Config {
             .field("max_secret_bytes", &self.max_secret_bytes)
             .field("default_ttl", &self.default_ttl)
             .field("max_ttl", &self.max_ttl)
+            .field("shutdown_grace_seconds", &self.shutdown_grace_seconds)
+            .field(
+                "header_read_timeout_seconds",
+                &self.header_read_timeout_seconds,
+            )
+            .field("body_read_timeout_seconds", &self.body_read_timeout_seconds)
+            .field("idle_timeout_seconds", &self.idle_timeout_seconds)
+            .field("max_connections", &self.max_connections)
+            .field("grpc_keepalive_seconds", &self.grpc_keepalive_seconds)
+            .field(
+                "grpc_max_connection_age_seconds",
+                &self.grpc_max_connection_age_seconds,
+            )
             .finish()
     }
 }

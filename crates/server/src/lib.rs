@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod gate;
 pub mod grpc;
+pub mod listener;
 pub mod metered_store;
 pub mod metrics;
 pub mod observe;

@@ -2,13 +2,15 @@
 //! the status from the wire-error table, for handler errors and the framework's own alike.
 
 use burnbox_core::{Error, ErrorKind};
+use poem::error::ReadBodyError;
 use poem::http::{StatusCode, header};
 use poem::{IntoResponse, Response};
 use poem_openapi::payload::Json;
 use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
-use poem_openapi::types::Type;
+use poem_openapi::types::{ToJSON, Type};
 use poem_openapi::{ApiResponse, Object};
 
+use crate::listener::http::BodyTimeout;
 use crate::wire_error::{new_error_id, report_error, wire_error};
 
 /// The body of every REST error.
@@ -36,19 +38,32 @@ impl From<Error> for ApiError {
     }
 }
 
+/// The status and body of `err` on the wire; reports it (log line, metrics) on the way.
+fn error_body(err: &Error) -> (StatusCode, ErrorBody) {
+    let error_id = new_error_id();
+    report_error("http", err, &error_id);
+    let wire = wire_error(err.kind());
+    let body = ErrorBody {
+        error: wire.error.to_owned(),
+        message: err.message().to_owned(),
+        field: err.field().map(str::to_owned),
+        error_id,
+    };
+    (wire.http, body)
+}
+
+/// The status and JSON text of `err`'s body, for answers written beneath poem (the connection
+/// layer's answer to a request hyper could not parse).
+pub fn error_json(err: &Error) -> (StatusCode, String) {
+    let (status, body) = error_body(err);
+    (status, body.to_json_string())
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let err = self.0;
-        let error_id = new_error_id();
-        report_error("http", &err, &error_id);
-        let wire = wire_error(err.kind());
-        let body = ErrorBody {
-            error: wire.error.to_owned(),
-            message: err.message().to_owned(),
-            field: err.field().map(str::to_owned),
-            error_id,
-        };
-        let mut response = Json(body).with_status(wire.http).into_response();
+        let (status, body) = error_body(&err);
+        let mut response = Json(body).with_status(status).into_response();
         if err.kind() == ErrorKind::Unauthorized {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -103,6 +118,9 @@ pub fn render_framework_error(err: poem::Error) -> Response {
     if err.is_from_response() {
         return err.into_response();
     }
+    if let Some(late) = body_timeout(&err) {
+        return ApiError(Error::bad_request(late.to_string())).into_response();
+    }
     let mapped = match err.status() {
         StatusCode::NOT_FOUND => Error::new(ErrorKind::NotFound, "no such endpoint"),
         StatusCode::METHOD_NOT_ALLOWED => {
@@ -115,4 +133,12 @@ pub fn render_framework_error(err: poem::Error) -> Response {
         status => Error::internal(format!("unexpected framework error {status}: {err}")),
     };
     ApiError(mapped).into_response()
+}
+
+/// The body-read deadline that `err` (a failed body read) ran into, if it did.
+fn body_timeout(err: &poem::Error) -> Option<&BodyTimeout> {
+    let ReadBodyError::Io(io) = err.downcast_ref::<ReadBodyError>()? else {
+        return None;
+    };
+    io.get_ref()?.downcast_ref::<BodyTimeout>()
 }

@@ -7,25 +7,26 @@ mod error;
 
 use std::sync::Arc;
 
+use base64::Engine;
 use burnbox_core::{
     BurnInput, Burned, GenerateInput, Generated, Receipt, RevealInput, Revealed, SecretStatus,
     Secrets, ShareInput,
 };
-use poem::http::header;
+use poem::http::header::{self, HeaderName, HeaderValue};
 use poem::middleware::SetHeader;
 use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi, OpenApiService};
+use sha2::Digest;
 
 pub use body::{BodyLimit, FormOrJson, IntField};
 pub use credentials::RequestOrigin;
-pub use error::{ApiError, ErrorBody};
+pub use error::{ApiError, ErrorBody, error_json, render_framework_error};
 
 use crate::gate::{Gate, Operation};
 
 use body::one_or_many;
-use error::render_framework_error;
 
 /// Where the REST API lives.
 pub const API_PREFIX: &str = "/api/v1";
@@ -491,21 +492,88 @@ pub fn endpoint(secrets: Arc<Secrets>, gate: Arc<Gate>) -> impl Endpoint {
     let service = api_service(secrets, gate);
     let spec_yaml = service.spec_endpoint_yaml();
     let spec_json = service.spec_endpoint();
-    let docs = service.swagger_ui();
-    Route::new()
-        .nest("/", service)
-        .at(format!("{API_PREFIX}/openapi.yaml"), spec_yaml)
-        .at(format!("{API_PREFIX}/openapi.json"), spec_json)
-        .nest("/docs", docs)
-        .data(body_limit)
-        .before(follow_alias)
+    let docs = service.swagger_ui().with(SetHeader::new().overriding(
+        header::CONTENT_SECURITY_POLICY,
+        docs_csp(&service.swagger_ui_html()),
+    ));
+    documented(
+        Route::new()
+            .nest("/", service)
+            .at(format!("{API_PREFIX}/openapi.yaml"), spec_yaml)
+            .at(format!("{API_PREFIX}/openapi.json"), spec_json)
+            .nest("/docs", docs)
+            .data(body_limit)
+            .before(follow_alias),
+    )
+}
+
+/// The content security policy of every answer but the Swagger UI page's: an API answer loads
+/// nothing and may not be framed.
+pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// The headers of every HTTP answer on every listener (REST, Swagger UI, admin, and the answer
+/// to a request too malformed to parse). Answers may hold secrets: never cache them, never
+/// sniff them, never leak the URL (which holds keys) to another site, never frame them.
+pub const SECURITY_HEADERS: [(HeaderName, &str); 5] = [
+    (header::CACHE_CONTROL, "no-store"),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::REFERRER_POLICY, "no-referrer"),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (header::CONTENT_SECURITY_POLICY, API_CSP),
+];
+
+/// `endpoint` as a listener serves it: every error in the documented body, the framework's own
+/// included, and [`SECURITY_HEADERS`] on every answer (a content security policy the endpoint
+/// set itself, the Swagger UI page's, is kept).
+pub fn documented(endpoint: impl Endpoint + 'static) -> impl Endpoint<Output = poem::Response> {
+    endpoint
         .catch_all_error(|err| async move { render_framework_error(err) })
-        // Answers may hold secrets: never cache them, never sniff them, never leak the URL
-        // (which holds keys) to another site.
-        .with(
-            SetHeader::new()
-                .overriding(header::CACHE_CONTROL, "no-store")
-                .overriding(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
-                .overriding(header::REFERRER_POLICY, "no-referrer"),
-        )
+        .after(|answer: poem::Result<poem::Response>| async move {
+            let mut response = answer.unwrap_or_else(render_framework_error);
+            let headers = response.headers_mut();
+            for (name, value) in SECURITY_HEADERS {
+                if name != header::CONTENT_SECURITY_POLICY || !headers.contains_key(&name) {
+                    headers.insert(name, HeaderValue::from_static(value));
+                }
+            }
+            Ok(response)
+        })
+}
+
+/// The Swagger UI page's content security policy: its own inline scripts (by their SHA-256,
+/// so no other script runs) and styles, images from the server or inline, requests ("Try it
+/// out") to the server only, and no framing.
+fn docs_csp(page: &str) -> String {
+    let scripts: String = inline_scripts(page)
+        .into_iter()
+        .map(|script| {
+            let digest = sha2::Sha256::digest(script.as_bytes());
+            format!(
+                " 'sha256-{}'",
+                base64::engine::general_purpose::STANDARD.encode(digest)
+            )
+        })
+        .collect();
+    format!(
+        "default-src 'none'; script-src{scripts}; style-src 'unsafe-inline'; \
+         img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; \
+         frame-ancestors 'none'"
+    )
+}
+
+/// The contents of a page's inline `<script>` elements, in order. A script's text ends at the
+/// first `</script>`, as in HTML.
+fn inline_scripts(mut page: &str) -> Vec<&str> {
+    let mut scripts = Vec::new();
+    while let Some(start) = page.find("<script") {
+        let Some((_, text)) = page[start..].split_once('>') else {
+            break;
+        };
+        let Some((script, rest)) = text.split_once("</script>") else {
+            break;
+        };
+        scripts.push(script);
+        page = rest;
+    }
+    scripts
 }
