@@ -84,15 +84,7 @@ async fn undecodable_messages_are_bad_requests_with_an_error_id() {
         assert_grpc_error(&status, ErrorKind::BadRequest, None);
     }
 
-    let metrics = server
-        .http
-        .get(format!("{}/metrics", server.admin_base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let metrics = server.metrics_text().await;
     let line = r#"burnbox_requests_total{operation="RevealSecret",outcome="BadRequest",transport="grpc"} 5"#;
     assert!(metrics.contains(line), "no {line} in\n{metrics}");
     assert!(!metrics.contains(r#"outcome="InternalError""#), "{metrics}");

@@ -13,15 +13,7 @@ const CONCURRENCY: usize = 16;
 
 /// The label sets on `/metrics` (sample lines, comments skipped) and the text's size.
 async fn series(server: &TestServer) -> (usize, usize) {
-    let text = server
-        .http
-        .get(format!("{}/metrics", server.admin_base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let text = server.metrics_text().await;
     let samples = text.lines().filter(|line| !line.starts_with('#')).count();
     (samples, text.len())
 }
@@ -112,15 +104,7 @@ async fn invented_methods_and_paths_leave_series_and_memory_flat() {
         "RSS grew {grown_mib} MiB ({rss_before} → {rss_after} KiB) under 20,000 invented names"
     );
 
-    let text = server
-        .http
-        .get(format!("{}/metrics", server.admin_base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let text = server.metrics_text().await;
     for transport in ["grpc", "rest"] {
         let unknown = format!(
             r#"burnbox_request_duration_seconds_count{{operation="{UNKNOWN_OPERATION}",transport="{transport}"}} 11000"#

@@ -3,41 +3,13 @@
 //! over REST and gRPC on Redis leaves no secret value, passphrase, secret key, metadata key or API
 //! token in the captured output. (Its own test binary: it installs the process-wide subscriber.)
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use burnbox_spec::v1 as pb;
-use burnbox_tests::{ALICE, Backend, TestServer, basic_auth, grpc_request, json_of};
+use burnbox_tests::{ALICE, Backend, TestServer, basic_auth, captured_logs, grpc_request, json_of};
 use reqwest::StatusCode;
-use tracing_subscriber::fmt::format::FmtSpan;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trace_logs_hold_no_secret_passphrase_key_or_token() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter("trace")
-        .with_span_events(FmtSpan::FULL)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .init();
+    let captured = captured_logs();
 
     let server = TestServer::start_with_customers(Backend::redis(), |_| {}).await;
     let alice = basic_auth(ALICE.0, ALICE.1);
@@ -153,13 +125,7 @@ async fn trace_logs_hold_no_secret_passphrase_key_or_token() {
         .expect("recent");
     server.shutdown().await;
 
-    let logs = String::from_utf8_lossy(
-        &captured
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    )
-    .into_owned();
+    let logs = captured.text();
     assert!(
         logs.contains("secret revealed") && logs.contains("TRACE"),
         "the capture holds trace logs"

@@ -3,63 +3,15 @@
 //! and the clear refusals when the CA or the password is wrong. (Its own test binary: it
 //! installs the process-wide log subscriber to read what the server says.)
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use burnbox_core::ErrorKind;
 use burnbox_server::{Application, Config, StartupError};
 use burnbox_tests::{
     ALICE, Backend, TestServer, TestTlsRedis, TestTlsRedisCluster, assert_rest_error, basic_auth,
-    eventually, json_of, rest_reveal, rest_share, test_master_key,
+    captured_logs, eventually, json_of, rest_reveal, rest_share, test_master_key, text_field,
 };
 use reqwest::StatusCode;
-use serde_json::Value;
-
-/// Everything logged in this test binary, at every level.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(
-            &self
-                .0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
-        .into_owned()
-    }
-}
-
-/// The captured log, installed by the first test that asks.
-fn logs() -> &'static Captured {
-    static LOGS: OnceLock<Captured> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        tracing_subscriber::fmt()
-            .with_env_filter("trace")
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .init();
-        captured
-    })
-}
 
 /// The ACL rules of the documented `burnbox` user, with `password` in place of the
 /// placeholder (every rule after `user burnbox`).
@@ -124,16 +76,9 @@ fn on_tls_redis(url: String, ca_file: Option<std::path::PathBuf>) -> impl FnOnce
     }
 }
 
-fn field(value: &Value, name: &str) -> String {
-    value[name]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {name} in {value}"))
-        .to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_works_over_tls_as_the_documented_acl_user() {
-    logs();
+    captured_logs();
     let redis = TestTlsRedis::start();
     add_burnbox_user(&redis, "burnbox-acl-pass-4c1d").await;
     let server = TestServer::start_with_customers(Backend::Memory, |config| {
@@ -159,7 +104,7 @@ async fn every_operation_works_over_tls_as_the_documented_acl_user() {
     // Share and reveal.
     let (status, plain) = share(vec![("secret", "over tls")]).await;
     assert_eq!(status, StatusCode::OK, "{plain}");
-    let (status, revealed) = rest_reveal(&server, &field(&plain, "secret_key"), None).await;
+    let (status, revealed) = rest_reveal(&server, &text_field(&plain, "secret_key"), None).await;
     assert_eq!(
         (status, revealed["value"].as_str()),
         (StatusCode::OK, Some("over tls"))
@@ -167,7 +112,7 @@ async fn every_operation_works_over_tls_as_the_documented_acl_user() {
 
     // A wrong passphrase is counted, the right one reveals.
     let (_, guarded) = share(vec![("secret", "guarded"), ("passphrase", "pw")]).await;
-    let guarded_key = field(&guarded, "secret_key");
+    let guarded_key = text_field(&guarded, "secret_key");
     assert_rest_error(
         &rest_reveal(&server, &guarded_key, Some("wrong")).await,
         ErrorKind::Validation,
@@ -183,7 +128,10 @@ async fn every_operation_works_over_tls_as_the_documented_acl_user() {
     let (_, burned) = share(vec![("secret", "to burn")]).await;
     let burn = server
         .http
-        .post(server.api(&format!("/private/{}/burn", field(&burned, "metadata_key"))))
+        .post(server.api(&format!(
+            "/private/{}/burn",
+            text_field(&burned, "metadata_key")
+        )))
         .header("authorization", &alice)
         .send()
         .await
@@ -195,7 +143,7 @@ async fn every_operation_works_over_tls_as_the_documented_acl_user() {
     );
     let receipt = server
         .http
-        .get(server.api(&format!("/private/{}", field(&plain, "metadata_key"))))
+        .get(server.api(&format!("/private/{}", text_field(&plain, "metadata_key"))))
         .header("authorization", &alice)
         .send()
         .await
@@ -235,14 +183,14 @@ async fn every_operation_works_over_tls_as_the_documented_acl_user() {
         .expect("CLIENT LIST");
     assert!(clients.contains("user=burnbox"), "{clients}");
     assert!(
-        !logs().text().contains("burnbox-acl-pass-4c1d"),
+        !captured_logs().text().contains("burnbox-acl-pass-4c1d"),
         "the Redis password was logged"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_ca_the_server_is_unready_and_says_why() {
-    logs();
+    captured_logs();
     let redis = TestTlsRedis::start();
     let server = TestServer::start_with(Backend::Memory, on_tls_redis(redis.url(), None)).await;
     assert_eq!(server.readiness().await, StatusCode::SERVICE_UNAVAILABLE);
@@ -256,7 +204,7 @@ async fn without_the_ca_the_server_is_unready_and_says_why() {
         Duration::from_secs(10),
         "a log line naming the certificate",
         || async {
-            logs()
+            captured_logs()
                 .text()
                 .lines()
                 .any(|line| {
@@ -271,7 +219,7 @@ async fn without_the_ca_the_server_is_unready_and_says_why() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_redis_password_is_a_clear_unready_error_and_never_logged() {
-    logs();
+    captured_logs();
     let redis = TestTlsRedis::start();
     add_burnbox_user(&redis, "the-right-pass-0e7a").await;
     let server = TestServer::start_with(
@@ -299,7 +247,7 @@ async fn a_wrong_redis_password_is_a_clear_unready_error_and_never_logged() {
         Duration::from_secs(10),
         "a log line naming the refusal",
         || async {
-            logs()
+            captured_logs()
                 .text()
                 .lines()
                 .any(|line| {
@@ -311,7 +259,7 @@ async fn a_wrong_redis_password_is_a_clear_unready_error_and_never_logged() {
     .await;
     assert!(!body.to_string().contains("a-wrong-pass-b5f2"), "{body}");
     assert!(
-        !logs().text().contains("a-wrong-pass-b5f2"),
+        !captured_logs().text().contains("a-wrong-pass-b5f2"),
         "the Redis password was logged"
     );
 }
@@ -348,7 +296,7 @@ async fn the_ca_file_must_be_a_pem_certificate_for_a_tls_url() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tls_cluster_works_as_the_documented_acl_user() {
-    logs();
+    captured_logs();
     let cluster = TestTlsRedisCluster::start();
     let mut nodes = cluster.node_connections().await;
     for node in &mut nodes {
@@ -381,7 +329,8 @@ async fn a_tls_cluster_works_as_the_documented_acl_user() {
         shared.push(receipt);
     }
     for (index, receipt) in shared.iter().enumerate() {
-        let (status, revealed) = rest_reveal(&server, &field(receipt, "secret_key"), None).await;
+        let (status, revealed) =
+            rest_reveal(&server, &text_field(receipt, "secret_key"), None).await;
         let expected = format!("clustered {index}");
         assert_eq!(
             (status, revealed["value"].as_str()),

@@ -6,21 +6,14 @@ use burnbox_spec::v1 as pb;
 use burnbox_tests::{
     ALICE, Backend, TestRedis, TestServer, assert_grpc_error, assert_rest_error, basic_auth,
     bytes_contain, grpc_reveal_request, json_of, rest_reveal, rest_share, test_master_key,
+    text_field,
 };
 use reqwest::StatusCode;
-use serde_json::Value;
 use tonic_types::StatusExt;
 
 fn other_master_key() -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode([9u8; 32])
-}
-
-fn field(value: &Value, name: &str) -> String {
-    value[name]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {name} in {value}"))
-        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,8 +51,8 @@ async fn a_redis_dump_holds_no_value_passphrase_or_key() {
         let (status, receipt) = json_of(request.send().await.expect("share")).await;
         assert_eq!(status, StatusCode::OK, "{receipt}");
         sensitive.extend(form.iter().map(|(_, value)| (*value).to_owned()));
-        sensitive.push(field(&receipt, "secret_key"));
-        sensitive.push(field(&receipt, "metadata_key"));
+        sensitive.push(text_field(&receipt, "secret_key"));
+        sensitive.push(text_field(&receipt, "metadata_key"));
     }
     sensitive.extend(server.generate_sensitive(&alice).await.1);
 
@@ -110,7 +103,7 @@ async fn secrets_written_under_the_previous_master_key_still_reveal() {
     let (status, receipt) = json_of(
         rotated
             .http
-            .get(rotated.api(&format!("/private/{}", field(&before, "metadata_key"))))
+            .get(rotated.api(&format!("/private/{}", text_field(&before, "metadata_key"))))
             .send()
             .await
             .expect("receipt"),
@@ -120,13 +113,13 @@ async fn secrets_written_under_the_previous_master_key_still_reveal() {
         (status, receipt["state"].as_str()),
         (StatusCode::OK, Some("new"))
     );
-    let (status, revealed) = rest_reveal(&rotated, &field(&before, "secret_key"), None).await;
+    let (status, revealed) = rest_reveal(&rotated, &text_field(&before, "secret_key"), None).await;
     assert_eq!(
         (status, revealed["value"].as_str()),
         (StatusCode::OK, Some("written before the rotation"))
     );
     let (status, revealed) =
-        rest_reveal(&rotated, &field(&guarded, "secret_key"), Some("pw")).await;
+        rest_reveal(&rotated, &text_field(&guarded, "secret_key"), Some("pw")).await;
     assert_eq!(
         (status, revealed["value"].as_str()),
         (StatusCode::OK, Some("guarded before"))
@@ -136,7 +129,7 @@ async fn secrets_written_under_the_previous_master_key_still_reveal() {
     let (_, after) = rest_share(&rotated, &[("secret", "written after the rotation")]).await;
     let new_only =
         TestServer::start_with(Backend::Memory, with_url(url, other_master_key(), None)).await;
-    let (status, revealed) = rest_reveal(&new_only, &field(&after, "secret_key"), None).await;
+    let (status, revealed) = rest_reveal(&new_only, &text_field(&after, "secret_key"), None).await;
     assert_eq!(
         (status, revealed["value"].as_str()),
         (StatusCode::OK, Some("written after the rotation"))
@@ -155,8 +148,10 @@ async fn failed_passphrase_attempts_burn_the_secret() {
             &[("secret", "brute me"), ("passphrase", "the right one")],
         )
         .await;
-        let (secret_key, metadata_key) =
-            (field(&shared, "secret_key"), field(&shared, "metadata_key"));
+        let (secret_key, metadata_key) = (
+            text_field(&shared, "secret_key"),
+            text_field(&shared, "metadata_key"),
+        );
 
         let first = rest_reveal(&server, &secret_key, Some("guess 1")).await;
         assert_rest_error(&first, ErrorKind::Validation, Some("passphrase"));
@@ -297,7 +292,7 @@ async fn rate_limits_are_shared_by_replicas_on_one_redis() {
     };
     assert_eq!(shared["custid"], "alice", "{shared}");
     assert_eq!(
-        rest_reveal(&first, &field(&shared, "secret_key"), None)
+        rest_reveal(&first, &text_field(&shared, "secret_key"), None)
             .await
             .0,
         StatusCode::OK
@@ -459,7 +454,7 @@ async fn a_wrong_master_key_refuses_to_start_instead_of_destroying_secrets() {
         "{err}"
     );
     assert!(err.to_string().contains("BURNBOX_MASTER_KEY"), "{err}");
-    let (status, revealed) = rest_reveal(&server, &field(&shared, "secret_key"), None).await;
+    let (status, revealed) = rest_reveal(&server, &text_field(&shared, "secret_key"), None).await;
     assert_eq!(
         (status, revealed["value"].as_str()),
         (StatusCode::OK, Some("needs the right key"))

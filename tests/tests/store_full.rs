@@ -71,15 +71,7 @@ async fn fill_refuse_and_recover(server: &TestServer, at_most: usize) {
     let (status, receipt) = rest_share(server, &[("secret", &value)]).await;
     assert_eq!(status, StatusCode::OK, "{receipt}");
 
-    let metrics = server
-        .http
-        .get(format!("{}/metrics", server.admin_base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let metrics = server.metrics_text().await;
     let line = r#"burnbox_store_errors_total{kind="full",operation="create"} 2"#;
     assert!(metrics.contains(line), "no {line} in\n{metrics}");
 }
