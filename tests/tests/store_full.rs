@@ -1,7 +1,8 @@
 //! A full store refuses new secrets with 503 Unavailable ("full"; gRPC UNAVAILABLE), counted in
 //! `/metrics`, while reveals keep working and a revealed secret's space comes back: the
 //! in-process store at `BURNBOX_MEMORY_STORE_MIB`, and Redis at its `maxmemory` with the
-//! `noeviction` policy (never a 500, and never an evicted secret).
+//! `noeviction` policy (never a 500, and never an evicted secret). A full store still counts
+//! rate limits and failed passphrases: filling it must not open unlimited guessing.
 
 use burnbox_core::ErrorKind;
 use burnbox_tests::{
@@ -16,6 +17,7 @@ const SECRET_BYTES: usize = 64 * 1024;
 async fn a_full_memory_store_refuses_shares_until_space_comes_back() {
     let server = TestServer::start_with(Backend::Memory, |config| {
         config.memory_store_mib = 1;
+        limits_on(config);
     })
     .await;
     fill_refuse_and_recover(&server, 16).await;
@@ -25,13 +27,28 @@ async fn a_full_memory_store_refuses_shares_until_space_comes_back() {
 async fn a_full_redis_refuses_shares_until_space_comes_back() {
     let redis =
         TestRedis::start_with_args(&["--maxmemory", "3mb", "--maxmemory-policy", "noeviction"]);
-    let server = TestServer::start(Backend::Redis(redis)).await;
+    let server = TestServer::start_with(Backend::Redis(redis), limits_on).await;
     fill_refuse_and_recover(&server, 64).await;
 }
 
+const MAX_ATTEMPTS: u32 = 2;
+
+/// Rate limits on (too high to trip here) and a passphrase attempt limit of two: both are
+/// counted in the store, so both must keep counting when it is full.
+fn limits_on(config: &mut burnbox_server::Config) {
+    config.rate_limit_create = 10_000;
+    config.rate_limit_reveal = 10_000;
+    config.passphrase_max_attempts = MAX_ATTEMPTS;
+}
+
 /// Shares 64 KiB secrets until the store is full (at most `at_most` fit), then checks the
-/// refusal on both transports, a reveal, the space it gives back, and the metric.
+/// refusal on both transports, that failed passphrases still count, a reveal, the space it gives
+/// back, and the metric.
 async fn fill_refuse_and_recover(server: &TestServer, at_most: usize) {
+    let (status, guarded) =
+        rest_share(server, &[("secret", "guarded"), ("passphrase", "right")]).await;
+    assert_eq!(status, StatusCode::OK, "{guarded}");
+    let guarded = guarded["secret_key"].as_str().expect("key").to_owned();
     let value = "s".repeat(SECRET_BYTES);
     let mut keys = Vec::new();
     let refusal = loop {
@@ -60,6 +77,15 @@ async fn fill_refuse_and_recover(server: &TestServer, at_most: usize) {
         .await
         .expect_err("full over gRPC too");
     assert_grpc_error(&status, ErrorKind::Unavailable, None);
+
+    // Wrong passphrases are still counted: the last allowed one burns the secret, and the
+    // right passphrase comes too late.
+    for _ in 0..MAX_ATTEMPTS {
+        let answer = rest_reveal(server, &guarded, Some("wrong")).await;
+        assert_rest_error(&answer, ErrorKind::Validation, Some("passphrase"));
+    }
+    let answer = rest_reveal(server, &guarded, Some("right")).await;
+    assert_rest_error(&answer, ErrorKind::NotFound, None);
 
     // Reveals keep working, and give their space back (half of them: Redis may have gone a
     // write past its maxmemory before it started refusing).

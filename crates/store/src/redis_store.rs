@@ -68,7 +68,11 @@ return 1
 ///
 /// KEYS[1] record, KEYS[2] receipt, KEYS[3] failure count; ARGV[1] max failures, ARGV[2] now.
 /// Returns -1 if the record is gone, 0 if this failure burned it, else the failures left.
-const FAIL_ATTEMPT_SCRIPT: &str = r#"
+///
+/// `allow-oom`: a Redis at `maxmemory` (policy `noeviction`) refuses the `INCR` of a script
+/// without it; the failure would go uncounted, and filling Redis would open unlimited guessing.
+/// The counter is a few bytes.
+const FAIL_ATTEMPT_SCRIPT: &str = r#"#!lua flags=allow-oom
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl <= 0 then return -1 end
 local failures = redis.call('INCR', KEYS[3])
@@ -87,7 +91,10 @@ return 0
 /// KEYS[1] the window (sorted set of request times in ms); ARGV[1] limit, ARGV[2] window in ms,
 /// ARGV[3] a unique member for this request. Returns 0 if counted, else the ms until the oldest
 /// counted request leaves the window.
-const RATE_LIMIT_SCRIPT: &str = r#"
+///
+/// `allow-oom`: a Redis at `maxmemory` (policy `noeviction`) would refuse the `ZADD`, and with it
+/// every reveal, status and burn, so the store could not drain; a window is a few bytes a request.
+const RATE_LIMIT_SCRIPT: &str = r#"#!lua flags=allow-oom
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local window = tonumber(ARGV[2])
