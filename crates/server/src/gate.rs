@@ -238,8 +238,11 @@ impl Gate {
     fn client_address(&self, origin: &Origin) -> String {
         let trusted =
             |address: &IpAddr| self.trusted_proxies.iter().any(|net| net.contains(address));
-        let mut client = origin.peer;
-        if let (Some(peer), Some(forwarded)) = (origin.peer, &origin.forwarded_for)
+        // A dual-stack listener sees IPv4 peers as `::ffff:a.b.c.d`; CIDRs and hops are compared
+        // in their plain form.
+        let peer = origin.peer.map(|peer| peer.to_canonical());
+        let mut client = peer;
+        if let (Some(peer), Some(forwarded)) = (peer, &origin.forwarded_for)
             && trusted(&peer)
         {
             // Empty list elements are allowed by HTTP's list syntax and mean nothing.
@@ -248,24 +251,24 @@ impl Gate {
                 .map(str::trim)
                 .filter(|hop| !hop.is_empty());
             for hop in hops {
-                let Some(address) = parse_hop(hop) else { break };
+                let Some(address) = parse_hop(hop).map(|address| address.to_canonical()) else {
+                    break;
+                };
                 client = Some(address);
                 if !trusted(&address) {
                     break;
                 }
             }
         }
+        // Canonical by now: an IPv6 client is a real IPv6 one.
         match client {
-            Some(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            Some(IpAddr::V6(v6)) => {
                 let segments = v6.segments();
                 format!(
                     "{:x}:{:x}:{:x}:{:x}::/64",
                     segments[0], segments[1], segments[2], segments[3]
                 )
             }
-            Some(IpAddr::V6(v6)) => v6
-                .to_ipv4_mapped()
-                .map_or_else(String::new, |v4| v4.to_string()),
             Some(IpAddr::V4(v4)) => v4.to_string(),
             None => "unknown".to_owned(),
         }
@@ -408,6 +411,22 @@ mod tests {
             (
                 "10.0.0.1",
                 &["198.51.100.66, , 203.0.113.9,"],
+                "203.0.113.9",
+            ),
+            // IPv4 peers and hops as a dual-stack listener or proxy writes them.
+            (
+                "::ffff:10.0.0.1",
+                &["198.51.100.66, 203.0.113.9"],
+                "203.0.113.9",
+            ),
+            (
+                "10.0.0.1",
+                &["198.51.100.66, ::ffff:203.0.113.9"],
+                "203.0.113.9",
+            ),
+            (
+                "10.0.0.1",
+                &["198.51.100.66, 203.0.113.9, ::ffff:10.0.0.7"],
                 "203.0.113.9",
             ),
             // Only our proxies: the leftmost is the best we know.

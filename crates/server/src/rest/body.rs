@@ -79,16 +79,37 @@ where
                 poem::Error::from(err)
             }
         })?;
-        parse(request.content_type(), &bytes)
+        parse(request.content_type(), &bytes, &field_names::<T>)
             .map(Self)
             .map_err(|err| ApiError(err).into())
     }
 }
 
-/// Decodes `bytes` by content type. Error messages never quote the body: it may hold a secret.
+/// The names of `T`'s fields, as its schema documents them.
+fn field_names<T: Type>() -> Vec<&'static str> {
+    let mut registry = Registry::new();
+    T::register(&mut registry);
+    let schema = match T::schema_ref() {
+        MetaSchemaRef::Reference(name) => registry.schemas.remove(&name),
+        MetaSchemaRef::Inline(schema) => Some(*schema),
+    };
+    schema
+        .map(|schema| {
+            schema
+                .properties
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Decodes `bytes` by content type. Error messages never quote the body (it may hold a secret)
+/// and name a field only if it is one of `known_fields()` (asked only on that error).
 fn parse<T: DeserializeOwned + Default>(
     content_type: Option<&str>,
     bytes: &[u8],
+    known_fields: &dyn Fn() -> Vec<&'static str>,
 ) -> Result<T, Error> {
     let essence = content_type.map(|value| {
         value
@@ -100,7 +121,7 @@ fn parse<T: DeserializeOwned + Default>(
     });
     match essence.as_deref() {
         _ if bytes.is_empty() => Ok(T::default()),
-        Some(FORM) => check_form_is_utf8(bytes).and_then(|()| {
+        Some(FORM) => check_form_is_utf8(bytes, known_fields).and_then(|()| {
             serde_urlencoded::from_bytes(bytes).map_err(|_| {
                 Error::bad_request(
                     "the form body could not be decoded (each field at most once, text values)",
@@ -130,9 +151,13 @@ fn parse<T: DeserializeOwned + Default>(
 
 /// Refuses a form whose field names or values are not UTF-8 once percent-decoded. The form
 /// decoder would replace such bytes with U+FFFD, so `%FF%FF` and `%FE%FE` would become the same
-/// passphrase; JSON and gRPC refuse the same input. The message names the field (never quotes a
-/// value).
-fn check_form_is_utf8(bytes: &[u8]) -> Result<(), Error> {
+/// passphrase; JSON and gRPC refuse the same input. The message names the field when it is one
+/// the API knows: a client that left a `&` unencoded inside a secret would otherwise see part of
+/// the secret quoted back (and logged).
+fn check_form_is_utf8(
+    bytes: &[u8],
+    known_fields: &dyn Fn() -> Vec<&'static str>,
+) -> Result<(), Error> {
     for pair in bytes.split(|&byte| byte == b'&') {
         let (name, value) = match pair.iter().position(|&byte| byte == b'=') {
             Some(equals) => (&pair[..equals], &pair[equals + 1..]),
@@ -147,11 +172,13 @@ fn check_form_is_utf8(bytes: &[u8]) -> Result<(), Error> {
             .decode_utf8()
             .is_err()
         {
-            // Names are the API's short field names; anything else is not worth echoing.
-            let shown: String = name.chars().take(40).collect();
-            return Err(Error::bad_request(format!(
-                "the form field {shown:?} is not valid UTF-8 once percent-decoded"
-            )));
+            let field = known_fields().into_iter().find(|known| *known == name);
+            return Err(Error::bad_request(match field {
+                Some(field) => {
+                    format!("the form field {field:?} is not valid UTF-8 once percent-decoded")
+                }
+                None => "a form field is not valid UTF-8 once percent-decoded".to_owned(),
+            }));
         }
     }
     Ok(())
@@ -245,6 +272,16 @@ pub fn one_or_many<'de, D: serde::Deserializer<'de>>(
 mod tests {
     use super::*;
 
+    /// [`super::parse`] for [`Fields`], whose fields these are.
+    fn parse<T: DeserializeOwned + Default>(
+        content_type: Option<&str>,
+        bytes: &[u8],
+    ) -> Result<T, Error> {
+        super::parse(content_type, bytes, &|| {
+            vec!["secret", "passphrase", "ttl", "recipient"]
+        })
+    }
+
     #[derive(serde::Deserialize, Default, Debug, PartialEq)]
     struct Fields {
         secret: Option<String>,
@@ -292,6 +329,8 @@ mod tests {
             (b"secret=ok&passphrase=%FF%FF", "\"passphrase\""),
             (b"secret=%C3", "\"secret\""),
             (b"%FF=x", "field name"),
+            // Not a field of ours (a `&` left unencoded inside a secret): not quoted back.
+            (b"secret=abc&tail-of-secret=%FF", "a form field is"),
         ] {
             let err = parse::<Fields>(Some(FORM), body).expect_err("not UTF-8");
             assert_eq!(err.kind(), burnbox_core::ErrorKind::BadRequest);
