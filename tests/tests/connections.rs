@@ -359,6 +359,40 @@ async fn grpc_connections_are_asked_to_close_at_their_maximum_age() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_stream_kept_open_past_the_maximum_age_and_grace_is_cut_off() {
+    let server = server_with(10, 30, 60, |config| {
+        config.grpc_max_connection_age_seconds = 1;
+        config.shutdown_grace_seconds = 1;
+    })
+    .await;
+    let started = Instant::now();
+    let channel = server.grpc_channel().await;
+    // A health watch never ends by itself: the client keeps it open whatever GOAWAY says.
+    let mut watch = tonic_health::pb::health_client::HealthClient::new(channel)
+        .watch(tonic_health::pb::HealthCheckRequest {
+            service: "burnbox.v1.Secrets".to_owned(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let ended = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match watch.message().await {
+                Ok(Some(_)) => {}
+                Ok(None) => return "ended",
+                Err(_) => return "failed",
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream is still open after {PATIENCE:?}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "not before the age and its grace"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grpc_peer_that_does_not_answer_pings_is_disconnected() {
     let server = server_with(10, 30, 60, |config| {
         config.grpc_keepalive_seconds = 1;

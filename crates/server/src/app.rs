@@ -196,6 +196,7 @@ impl Application {
         let max_body = self.secrets.policy().max_request_bytes();
         let timeouts = self.config.http_timeouts();
         let keepalive = Duration::from_secs(self.config.grpc_keepalive_seconds);
+        let max_connection_age = Duration::from_secs(self.config.grpc_max_connection_age_seconds);
 
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<SecretsServer<GrpcSecrets>>().await;
@@ -217,10 +218,9 @@ impl Application {
             .http2_keepalive_interval(Some(keepalive))
             .http2_keepalive_timeout(Some(keepalive.min(GRPC_KEEPALIVE_TIMEOUT)))
             // No `max_connection_age_grace`: tonic 0.14.9 then skips the GOAWAY and closes the
-            // connection hard when age and grace have passed, failing the calls in flight.
-            .max_connection_age(Duration::from_secs(
-                self.config.grpc_max_connection_age_seconds,
-            ))
+            // connection hard when age and grace have passed, failing the calls in flight. The
+            // connection closes itself at age + grace instead (listener::grpc).
+            .max_connection_age(max_connection_age)
             .layer(ObserveGrpcLayer::new(self.metrics.clone()))
             // Inside the observer, so the rendered error carries the request's trace id.
             .layer(tower::util::MapResponseLayer::new(move |response| {
@@ -231,7 +231,11 @@ impl Application {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .serve_with_incoming_shutdown(
-                listener::grpc::incoming(self.grpc, timeouts.header_read),
+                listener::grpc::incoming(
+                    self.grpc,
+                    timeouts.header_read,
+                    max_connection_age + grace,
+                ),
                 stop.clone().cancelled_owned(),
             );
 

@@ -1,6 +1,9 @@
-//! The gRPC listener's connections for tonic: each holds its listener slot while open and must
-//! send the HTTP/2 connection preface within the header-read timeout. What follows the preface
-//! is tonic's to police (keepalive pings, maximum connection age; see `app.rs`).
+//! The gRPC listener's connections for tonic: each holds its listener slot while open, must
+//! send the HTTP/2 connection preface within the header-read timeout, and is closed outright
+//! once its lifetime is over. tonic asks it to close first (GOAWAY at the maximum connection
+//! age, see `app.rs`), which a well-behaved client follows; the lifetime (that age plus the
+//! grace for calls in flight) is for those that keep a stream open regardless, so no caller can
+//! hold a slot for ever. Keepalive pings between are tonic's.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -26,9 +29,10 @@ const PREFACE_BYTES: usize = 24;
 pub fn incoming(
     listener: Listener,
     preface_timeout: Duration,
+    lifetime: Duration,
 ) -> impl Stream<Item = Result<GrpcConnection, Infallible>> {
     futures_util::stream::unfold(listener, move |mut listener| async move {
-        let connection = GrpcConnection::new(listener.accept().await, preface_timeout);
+        let connection = GrpcConnection::new(listener.accept().await, preface_timeout, lifetime);
         Some((Ok(connection), listener))
     })
 }
@@ -39,15 +43,30 @@ pub struct GrpcConnection {
     _slot: OwnedSemaphorePermit,
     /// Until the preface is in: how much of it is still to come, and until when.
     preface: Option<(usize, Pin<Box<Sleep>>)>,
+    /// When the connection is closed, whatever it is doing.
+    end_of_life: Pin<Box<Sleep>>,
 }
 
 impl GrpcConnection {
-    fn new(accepted: Accepted, preface_timeout: Duration) -> Self {
+    fn new(accepted: Accepted, preface_timeout: Duration, lifetime: Duration) -> Self {
         Self {
             stream: accepted.stream,
             _slot: accepted.slot,
             preface: Some((PREFACE_BYTES, Box::pin(tokio::time::sleep(preface_timeout)))),
+            end_of_life: Box::pin(tokio::time::sleep(lifetime)),
         }
+    }
+
+    /// An error once the connection's lifetime is over. hyper keeps a read pending on an HTTP/2
+    /// connection, so polling the timer there wakes it when the time comes.
+    fn check_lifetime(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        if self.end_of_life.as_mut().poll(cx).is_ready() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the connection outlived its maximum age and grace",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -66,6 +85,7 @@ impl AsyncRead for GrpcConnection {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        this.check_lifetime(cx)?;
         let Some((missing, deadline)) = this.preface.as_mut() else {
             return Pin::new(&mut this.stream).poll_read(cx, buf);
         };
@@ -92,6 +112,7 @@ impl AsyncWrite for GrpcConnection {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.check_lifetime(cx)?;
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
 
@@ -100,6 +121,7 @@ impl AsyncWrite for GrpcConnection {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        self.check_lifetime(cx)?;
         Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
     }
 
