@@ -573,6 +573,19 @@ pub async fn rest_reveal(
     json_of(request.send().await.expect("reveal request")).await
 }
 
+/// `GET path` under the API prefix: the status and the JSON body.
+pub async fn rest_get(server: &TestServer, path: &str) -> (reqwest::StatusCode, serde_json::Value) {
+    json_of(
+        server
+            .http
+            .get(server.api(path))
+            .send()
+            .await
+            .expect("GET request"),
+    )
+    .await
+}
+
 /// The status and JSON body of a response (panics on a non-JSON body: every answer is JSON).
 pub async fn json_of(response: reqwest::Response) -> (reqwest::StatusCode, serde_json::Value) {
     let status = response.status();

@@ -7,7 +7,7 @@ use burnbox_core::ErrorKind;
 use burnbox_spec::v1 as pb;
 use burnbox_tests::{
     Backend, TestServer, assert_grpc_error, assert_rest_error, grpc_reveal_request, json_of,
-    on_both_stores, rest_reveal, rest_share,
+    on_both_stores, rest_get, rest_reveal, rest_share,
 };
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -27,18 +27,6 @@ async fn rest_post(server: &TestServer, path: &str, form: &[(&str, &str)]) -> (S
             .http
             .post(server.api(path))
             .form(form)
-            .send()
-            .await
-            .expect("request"),
-    )
-    .await
-}
-
-async fn rest_get(server: &TestServer, path: &str) -> (StatusCode, Value) {
-    json_of(
-        server
-            .http
-            .get(server.api(path))
             .send()
             .await
             .expect("request"),

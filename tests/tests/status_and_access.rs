@@ -7,8 +7,8 @@ use burnbox_server::Config;
 use burnbox_spec::v1 as pb;
 use burnbox_tests::{
     ALICE, BOB, Backend, TestRedis, TestServer, assert_grpc_error, assert_rest_error, basic_auth,
-    grpc_request, grpc_reveal_request, grpc_share_request, json_of, on_both_stores, rest_reveal,
-    rest_share, test_master_key,
+    grpc_request, grpc_reveal_request, grpc_share_request, json_of, on_both_stores, rest_get,
+    rest_reveal, rest_share, test_master_key,
 };
 use reqwest::StatusCode;
 use reqwest::header::{RETRY_AFTER, USER_AGENT, WWW_AUTHENTICATE};
@@ -42,19 +42,6 @@ async fn share(server: &TestServer, secret: &str, passphrase: Option<&str>) -> V
     let (status, receipt) = rest_share(server, &form).await;
     assert_eq!(status, StatusCode::OK, "{receipt}");
     receipt
-}
-
-/// `GET path` under the API prefix: the status and the JSON body.
-async fn rest_get(server: &TestServer, path: &str) -> (StatusCode, Value) {
-    json_of(
-        server
-            .http
-            .get(server.api(path))
-            .send()
-            .await
-            .expect("GET request"),
-    )
-    .await
 }
 
 async fn rest_status(server: &TestServer, key: &str) -> (StatusCode, Value) {
