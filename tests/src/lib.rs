@@ -890,7 +890,8 @@ impl TestCertificates {
 
     /// The `redis-server` arguments serving TLS with these certificates, without asking
     /// clients for certificates of their own.
-    fn redis_args(&self) -> Vec<String> {
+    /// redis-server arguments to serve TLS only, on `port`, with these certificates.
+    fn tls_only_args(&self, port: u16) -> Vec<String> {
         let path = |path: std::path::PathBuf| path.display().to_string();
         vec![
             "--tls-cert-file".into(),
@@ -901,7 +902,28 @@ impl TestCertificates {
             path(self.ca_file()),
             "--tls-auth-clients".into(),
             "no".into(),
+            "--port".into(),
+            "0".into(),
+            "--tls-port".into(),
+            port.to_string(),
         ]
+    }
+
+    /// A TLS connection, as the default user, to the redis-server on `port` that serves these
+    /// certificates.
+    async fn connect(&self, port: u16) -> redis::aio::MultiplexedConnection {
+        let ca = std::fs::read(self.ca_file()).expect("read CA");
+        redis::Client::build_with_tls(
+            format!("rediss://127.0.0.1:{port}/"),
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca),
+            },
+        )
+        .expect("TLS client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to a test redis over TLS")
     }
 }
 
@@ -922,9 +944,7 @@ impl TestTlsRedis {
         // A port picked free can be taken before redis binds it: retry with another.
         for _ in 0..5 {
             let port = free_port();
-            let mut args = certificates.redis_args();
-            args.extend(["--port", "0", "--tls-port"].map(str::to_owned));
-            args.push(port.to_string());
+            let args = certificates.tls_only_args(port);
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             if let Some(child) = spawn_redis(port, dir.path(), &args) {
                 return Self {
@@ -964,18 +984,7 @@ impl TestTlsRedis {
 
     /// A TLS connection as the default user, for setting up and inspecting the server.
     pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
-        let ca = std::fs::read(self.ca_file()).expect("read CA");
-        redis::Client::build_with_tls(
-            self.url(),
-            redis::TlsCertificates {
-                client_tls: None,
-                root_cert: Some(ca),
-            },
-        )
-        .expect("TLS client")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect to test redis over TLS")
+        self.certificates.connect(self.port).await
     }
 }
 
@@ -1009,13 +1018,9 @@ impl TestTlsRedisCluster {
         while cluster.children.len() < 3 {
             let port = free_cluster_port();
             let config = format!("nodes-{port}.conf");
-            let mut args = cluster.certificates.redis_args();
+            let mut args = cluster.certificates.tls_only_args(port);
             args.extend(
                 [
-                    "--port",
-                    "0",
-                    "--tls-port",
-                    &port.to_string(),
                     "--tls-cluster",
                     "yes",
                     "--cluster-enabled",
@@ -1056,23 +1061,9 @@ impl TestTlsRedisCluster {
 
     /// A TLS connection to each node as the default user (ACLs are set per node).
     pub async fn node_connections(&self) -> Vec<redis::aio::MultiplexedConnection> {
-        let ca = std::fs::read(self.ca_file()).expect("read CA");
         let mut connections = Vec::new();
         for port in &self.ports {
-            let client = redis::Client::build_with_tls(
-                format!("rediss://127.0.0.1:{port}/"),
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(ca.clone()),
-                },
-            )
-            .expect("TLS client");
-            connections.push(
-                client
-                    .get_multiplexed_async_connection()
-                    .await
-                    .expect("connect to a cluster node over TLS"),
-            );
+            connections.push(self.certificates.connect(*port).await);
         }
         connections
     }
