@@ -244,6 +244,22 @@ pub struct TestRedis {
     child: Option<Child>,
     external_url: Option<String>,
     extra_args: &'static [&'static str],
+    /// While stopped, the port stays bound (not listening) by this socket: connections are
+    /// refused as by a crashed Redis, and no other listener of this test process can take the
+    /// port and answer in Redis's place when it restarts.
+    port_holder: Option<tokio::net::TcpSocket>,
+}
+
+/// Binds `port` on loopback without listening on it, so that it is reserved but refuses
+/// connections, and the kernel hands it to no `bind(0)`. Dropped before Redis binds it again.
+fn hold_port(port: u16) -> tokio::net::TcpSocket {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+    // The crashed Redis's side of its connections may linger in TIME_WAIT on this port.
+    socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+    socket
+        .bind(([127, 0, 0, 1], port).into())
+        .unwrap_or_else(|err| panic!("cannot hold the stopped Redis's port {port}: {err}"));
+    socket
 }
 
 fn free_port() -> u16 {
@@ -261,6 +277,7 @@ impl TestRedis {
                 port: 0,
                 dir: tempfile::tempdir().expect("temp dir"),
                 child: None,
+                port_holder: None,
                 external_url: Some(url),
                 extra_args: &[],
             },
@@ -287,6 +304,7 @@ impl TestRedis {
             child: None,
             external_url: None,
             extra_args,
+            port_holder: None,
         };
         // A port picked free can be taken before redis binds it: retry with another.
         for _ in 0..5 {
@@ -302,6 +320,7 @@ impl TestRedis {
     }
 
     fn spawn(&mut self) -> bool {
+        self.port_holder = None;
         match spawn_redis(self.port, self.dir.path(), self.extra_args) {
             Some(child) => {
                 self.child = Some(child);
@@ -324,6 +343,7 @@ impl TestRedis {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            self.port_holder = Some(hold_port(self.port));
         }
     }
 

@@ -382,6 +382,86 @@ async fn a_server_started_before_redis_is_unready_then_serves() {
     server.assert_recovers("once redis is up").await;
 }
 
+/// A Redis that is up but still loading its data (after a restart with a large dataset) answers
+/// `LOADING`: that is an outage that passes by itself, a 503 like a Redis that is down, never a
+/// 500, and the service serves again once loading ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_loading_its_data_is_unavailable_then_serves() {
+    let redis = TestRedis::start_with_args(&[
+        "--enable-debug-command",
+        "yes",
+        "--loading-process-events-interval-bytes",
+        "1024",
+    ]);
+    let mut admin = redis.connection().await;
+    let mut reloading = redis.connection().await;
+    let server = TestServer::start(Backend::Redis(redis)).await;
+    let (status, shared) = rest_share(&server, &[("secret", "kept across the reload")]).await;
+    assert_eq!(status, StatusCode::OK, "{shared}");
+    let key = shared["secret_key"]
+        .as_str()
+        .expect("secret_key")
+        .to_owned();
+    let _: () = redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(100_000)
+        .query_async(&mut admin)
+        .await
+        .expect("DEBUG POPULATE");
+    // A millisecond per key: loading lasts far longer than the test needs (it ends it early), and
+    // Redis still answers other clients between keys.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("key-load-delay")
+        .arg(1_000)
+        .query_async(&mut admin)
+        .await
+        .expect("CONFIG SET key-load-delay");
+    let reload = tokio::spawn(async move {
+        redis::cmd("DEBUG")
+            .arg("RELOAD")
+            .query_async::<()>(&mut reloading)
+            .await
+    });
+    eventually(Duration::from_secs(30), "Redis loading", || {
+        let mut admin = admin.clone();
+        async move {
+            let answer = redis::cmd("PING").query_async::<String>(&mut admin).await;
+            answer
+                .is_err_and(|err| err.code() == Some("LOADING"))
+                .then_some(())
+        }
+    })
+    .await;
+
+    assert_rest_error(
+        &rest_share(&server, &[("secret", "while loading")]).await,
+        ErrorKind::Unavailable,
+        None,
+    );
+    let status = server
+        .grpc()
+        .await
+        .reveal_secret(grpc_reveal_request(&key, None))
+        .await
+        .expect_err("Redis is loading");
+    assert_grpc_error(&status, ErrorKind::Unavailable, None);
+    assert_eq!(server.readiness().await, StatusCode::SERVICE_UNAVAILABLE);
+
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("key-load-delay")
+        .arg(0)
+        .query_async(&mut admin)
+        .await
+        .expect("CONFIG SET key-load-delay during loading");
+    reload.await.expect("reload task").expect("DEBUG RELOAD");
+    server.assert_recovers("once loading is done").await;
+    let (status, revealed) = burnbox_tests::rest_reveal(&server, &key, None).await;
+    assert_eq!(status, StatusCode::OK, "{revealed}");
+    assert_eq!(revealed["value"], "kept across the reload");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_master_key_found_late_touches_no_secret() {
     let redis = TestRedis::start_durable();

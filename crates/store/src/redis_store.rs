@@ -462,16 +462,30 @@ fn decode_record(bytes: Vec<u8>) -> Result<SecretRecord, StoreError> {
     }
 }
 
-/// Whether Redis refused a write for being at `maxmemory` under the `noeviction` policy (alone
-/// or within a pipeline): the store is full, like the memory store at its budget, not failing.
-fn is_out_of_memory(err: &RedisError) -> bool {
-    err.clone()
-        .into_server_errors()
-        .is_some_and(|errors| errors.iter().any(|(_, error)| error.code() == "OOM"))
+/// Whether Redis answered (alone or within a pipeline) with an error whose code is one of
+/// `codes`.
+fn has_server_error(err: &RedisError, codes: &[&str]) -> bool {
+    err.clone().into_server_errors().is_some_and(|errors| {
+        errors
+            .iter()
+            .any(|(_, error)| codes.contains(&error.code()))
+    })
 }
 
+/// Answers of a Redis that is up but cannot serve for now: loading its data after a restart,
+/// a failover or a cluster resharding in progress. They pass by themselves, like an outage.
+const PASSING_SERVER_ERRORS: &[&str] = &[
+    "LOADING",
+    "TRYAGAIN",
+    "MASTERDOWN",
+    "CLUSTERDOWN",
+    "READONLY",
+];
+
 fn classify(err: RedisError) -> StoreError {
-    if is_out_of_memory(&err) {
+    // A write refused at `maxmemory` under `noeviction`: the store is full, like the memory
+    // store at its budget, not failing.
+    if has_server_error(&err, &["OOM"]) {
         return StoreError::Full;
     }
     if err.is_io_error()
@@ -479,6 +493,7 @@ fn classify(err: RedisError) -> StoreError {
         || err.is_connection_dropped()
         || err.is_connection_refusal()
         || err.is_unrecoverable_error()
+        || has_server_error(&err, PASSING_SERVER_ERRORS)
     {
         StoreError::Unavailable(err.to_string())
     } else {
