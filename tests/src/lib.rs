@@ -4,6 +4,7 @@
 //! Set `BURNBOX_TEST_REDIS_URL` to use an existing Redis instead of starting one (tests that stop
 //! and restart Redis always start their own).
 
+pub mod browser;
 pub mod conformance;
 
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
