@@ -4,6 +4,7 @@
 //! depends on a transport or on Redis: storage goes through [`burnbox_store::SecretStore`].
 
 mod crypto;
+pub mod end_to_end;
 mod error;
 #[cfg(test)]
 mod fuzz;
