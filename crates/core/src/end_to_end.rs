@@ -33,7 +33,36 @@ pub fn is_end_to_end(value: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use aes_gcm::aead::{Aead, KeyInit};
+    use aes_gcm::{Aes256Gcm, Nonce};
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
     use super::*;
+
+    /// The worked example in `docs/end-to-end.md` decrypts as the document says, so the
+    /// document and every client built from it agree with the page.
+    #[test]
+    fn the_documented_example_decrypts() {
+        let doc = include_str!("../../../docs/end-to-end.md");
+        let value = doc
+            .lines()
+            .rfind(|line| line.starts_with(PREFIX))
+            .expect("the example value in the document");
+        assert!(is_end_to_end(value));
+        let payload = URL_SAFE_NO_PAD
+            .decode(&value[PREFIX.len()..])
+            .expect("base64url");
+        let key: Vec<u8> = (0..32).collect();
+        assert!(doc.contains("`AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8`"));
+        let (nonce, sealed) = payload.split_at(12);
+        assert_eq!(nonce, (0..12).collect::<Vec<u8>>());
+        let cipher = Aes256Gcm::new_from_slice(&key).expect("32-byte key");
+        let plain = cipher
+            .decrypt(Nonce::from_slice(nonce), sealed)
+            .expect("the tag checks");
+        assert_eq!(plain, b"hello");
+    }
 
     #[test]
     fn recognises_well_formed_texts_only() {
