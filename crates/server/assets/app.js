@@ -153,6 +153,11 @@ function sharePage() {
     $('secret').focus();
     announce('A password was generated.');
   });
+  wireCopy($('copy-link'), () => $('share-link').value);
+  if ($('share-link').value) {
+    // A result the server rendered (the form was posted without this script's help).
+    $('share-qr').replaceChildren(qrSvg($('share-link').value, 'QR code of the link'));
+  }
   if (!canEncrypt) {
     // WebCrypto exists only on https:// and localhost: the form posts to the server as is.
     return;
@@ -194,7 +199,6 @@ function sharePage() {
       create.disabled = false;
     }
   });
-  wireCopy($('copy-link'), () => $('share-link').value);
 }
 
 function secretPage() {

@@ -516,16 +516,26 @@ async fn burn_submit(
     }
 }
 
-/// `seconds` in words a person reads at a glance: "5 minutes", "1 hour", "7 days".
+/// `seconds` in words a person reads at a glance: "5 minutes", "1 hour", "7 days" (a time left,
+/// rarely a whole number of units, is rounded to the nearest in the largest unit it holds twice).
 fn duration_words(seconds: i64) -> String {
-    let (count, unit) = match seconds {
-        s if s >= 86_400 && s % 86_400 == 0 || s >= 7 * 86_400 => (s / 86_400, "day"),
-        s if s >= 3_600 => (s / 3_600, "hour"),
-        s if s >= 60 => (s / 60, "minute"),
-        s => (s.max(0), "second"),
+    const UNITS: [(i64, &str); 3] = [(86_400, "day"), (3_600, "hour"), (60, "minute")];
+    let seconds = seconds.max(0);
+    let exact = UNITS
+        .iter()
+        .find(|(unit, _)| seconds >= *unit && seconds % unit == 0);
+    let rounded = || {
+        UNITS
+            .iter()
+            .find(|(unit, _)| seconds >= 2 * unit)
+            .map(|&(unit, name)| ((seconds + unit / 2) / unit, name))
     };
+    let (count, name) = exact
+        .map(|&(unit, name)| (seconds / unit, name))
+        .or_else(rounded)
+        .unwrap_or((seconds, "second"));
     let plural = if count == 1 { "" } else { "s" };
-    format!("{count} {unit}{plural}")
+    format!("{count} {name}{plural}")
 }
 
 /// A Unix time as UTC text ("2026-11-29 20:15 UTC").
@@ -555,6 +565,11 @@ mod tests {
         assert_eq!(duration_words(604_800), "7 days");
         assert_eq!(duration_words(90_000), "25 hours");
         assert_eq!(duration_words(59), "59 seconds");
+        assert_eq!(duration_words(604_799), "7 days");
+        assert_eq!(duration_words(7_000), "117 minutes");
+        assert_eq!(duration_words(7_300), "2 hours");
+        assert_eq!(duration_words(100), "100 seconds");
+        assert_eq!(duration_words(130), "2 minutes");
     }
 
     #[test]
