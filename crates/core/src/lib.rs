@@ -4,7 +4,6 @@
 //! depends on a transport or on Redis: storage goes through [`burnbox_store::SecretStore`].
 
 mod crypto;
-pub mod end_to_end;
 mod error;
 #[cfg(test)]
 mod fuzz;
@@ -14,6 +13,7 @@ mod passphrase;
 mod policy;
 mod secrets;
 
+pub use burnbox_e2e as end_to_end;
 pub use crypto::{Keyring, MasterKey};
 pub use error::{Error, ErrorKind};
 pub use keys::KEY_LENGTH;

@@ -1,4 +1,5 @@
-//! The `bbx1` text format of end-to-end encrypted secrets (specified in `docs/end-to-end.md`).
+//! The `bbx1` text format of end-to-end encrypted secrets (specified in `docs/end-to-end.md`):
+//! one crate, so the server and every client agree on it, free of any server dependency.
 //!
 //! A client (the web page, the CLI) encrypts the secret with a fresh AES-256-GCM key that
 //! travels only in the link's fragment, and shares `bbx1:` + base64url(nonce ‖ ciphertext ‖ tag)
