@@ -60,7 +60,7 @@ mod tests {
         assert_eq!(nonce, (0..12).collect::<Vec<u8>>());
         let cipher = Aes256Gcm::new_from_slice(&key).expect("32-byte key");
         let plain = cipher
-            .decrypt(Nonce::from_slice(nonce), sealed)
+            .decrypt(&Nonce::try_from(nonce).expect("a 12-byte nonce"), sealed)
             .expect("the tag checks");
         assert_eq!(plain, b"hello");
     }
