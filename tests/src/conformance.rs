@@ -40,6 +40,7 @@ pub fn new_secret(
         receipt_id: ReceiptId::from_metadata_key(&format!("meta-{key}")),
         record: SecretRecord {
             protected,
+            end_to_end: false,
             sealed: format!("sealed-{key}").into_bytes(),
         },
         receipt: format!("receipt-{key}").into_bytes(),
@@ -265,9 +266,10 @@ async fn peek_reads_without_taking(store: Arc<dyn SecretStore>) {
 }
 
 async fn inspect_sees_protection_and_time_left_without_taking(store: Arc<dyn SecretStore>) {
-    for protected in [false, true] {
+    for (protected, end_to_end) in [(false, false), (true, false), (false, true), (true, true)] {
         let key = unique("inspect");
-        let new = new_secret(&key, protected, HOUR, 2 * HOUR);
+        let mut new = new_secret(&key, protected, HOUR, 2 * HOUR);
+        new.record.end_to_end = end_to_end;
         let record = new.record.clone();
         let started = Instant::now();
         store.create(new).await.expect("create");
@@ -281,15 +283,27 @@ async fn inspect_sees_protection_and_time_left_without_taking(store: Arc<dyn Sec
             // The secret's hour began after `started`.
             let elapsed = started.elapsed();
             assert_eq!(status.protected, protected);
+            assert_eq!(status.end_to_end, end_to_end);
             assert!(
                 status.ttl + elapsed + CLOCK_SLACK >= HOUR && status.ttl <= HOUR,
                 "{:?} left after {elapsed:?}",
                 status.ttl
             );
         }
-        // Nothing changed: the receipt is new, the record takes whole.
+        // Nothing changed: the receipt is new, the record takes whole (an unprotected one
+        // without its passphrase, whatever its other flags).
         assert_eq!(receipt_of(&store, &key).await.state, ReceiptState::New);
-        assert_eq!(store.take(&id, 3).await.expect("take"), Some(record));
+        let taken = if protected {
+            store.take(&id, 3).await.expect("take")
+        } else {
+            match store.take_unprotected(&id, 3).await.expect("take") {
+                Take::Taken(taken) => Some(taken),
+                other @ (Take::Protected(_) | Take::Missing) => {
+                    panic!("an unprotected record is taken at once, got {other:?}")
+                }
+            }
+        };
+        assert_eq!(taken, Some(record));
         assert_eq!(store.inspect(&id).await.expect("inspect"), None);
     }
     let never = SecretId::from_secret_key(&unique("never"));

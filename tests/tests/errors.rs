@@ -247,7 +247,7 @@ async fn framework_errors_use_the_documented_body() {
     let cases = [
         (http.get(server.api("/no/such/route")), ErrorKind::NotFound),
         (
-            http.get(server.http_base.clone() + "/"),
+            http.get(server.http_base.clone() + "/no-such-page"),
             ErrorKind::NotFound,
         ),
         (http.get(server.api("/share")), ErrorKind::BadRequest),

@@ -382,6 +382,18 @@ async fn a_server_started_before_redis_is_unready_then_serves() {
     server.assert_recovers("once redis is up").await;
 }
 
+/// A connection that waits for answers as long as they take: DEBUG RELOAD answers only once
+/// loading is over, and a loaded machine may take longer than the client's default 500 ms.
+async fn patient_connection(redis: &TestRedis) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis.url())
+        .expect("valid URL")
+        .get_multiplexed_async_connection_with_config(
+            &redis::AsyncConnectionConfig::new().set_response_timeout(None),
+        )
+        .await
+        .expect("connect to test redis")
+}
+
 /// A Redis that is up but still loading its data (after a restart with a large dataset) answers
 /// `LOADING`: that is an outage that passes by itself, a 503 like a Redis that is down, never a
 /// 500, and the service serves again once loading ends.
@@ -393,8 +405,8 @@ async fn a_redis_loading_its_data_is_unavailable_then_serves() {
         "--loading-process-events-interval-bytes",
         "1024",
     ]);
-    let mut admin = redis.connection().await;
-    let mut reloading = redis.connection().await;
+    let mut admin = patient_connection(&redis).await;
+    let mut reloading = patient_connection(&redis).await;
     let server = TestServer::start(Backend::Redis(redis)).await;
     let (status, shared) = rest_share(&server, &[("secret", "kept across the reload")]).await;
     assert_eq!(status, StatusCode::OK, "{shared}");

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 on_both_stores!(
     status_of_a_new_secret_over_rest_and_grpc,
+    end_to_end_values_are_flagged_and_revealed_as_stored,
     status_never_burns,
     status_is_never_a_passphrase_attempt,
     gone_secrets_are_the_same_not_found_as_a_reveal,
@@ -71,9 +72,17 @@ fn assert_rest_status(answer: &(StatusCode, Value), key: &str, passphrase_requir
         .collect();
     assert_eq!(
         fields,
-        ["passphrase_required", "secret_key", "secret_ttl", "state"].into(),
+        [
+            "end_to_end",
+            "passphrase_required",
+            "secret_key",
+            "secret_ttl",
+            "state"
+        ]
+        .into(),
         "{body}"
     );
+    assert_eq!(body["end_to_end"], false, "{body}");
     assert_eq!(body["secret_key"], key, "{body}");
     assert_eq!(body["state"], "new", "{body}");
     assert_eq!(body["passphrase_required"], passphrase_required, "{body}");
@@ -89,6 +98,44 @@ fn assert_grpc_status(status: &pb::SecretStatus, key: &str, passphrase_required:
         "{status:?}"
     );
     assert!((1..=HOUR).contains(&status.secret_ttl), "{status:?}");
+    assert!(!status.end_to_end, "{status:?}");
+}
+
+/// A value in the `bbx1` format (what the page and the CLI share) is flagged end-to-end in the
+/// status over both transports, whichever transport shared it; a plain API client that reveals
+/// it gets the ciphertext as stored, and anything else is not flagged.
+async fn end_to_end_values_are_flagged_and_revealed_as_stored(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    // 12-byte nonce + 5-byte text + 16-byte tag, in base64url: the shape, not a real ciphertext.
+    let sealed = format!("bbx1:{}", "Q".repeat(44));
+    let over_rest = text(&share(&server, &sealed, None).await, "secret_key");
+    let over_grpc = server
+        .grpc()
+        .await
+        .share_secret(grpc_share_request(&sealed))
+        .await
+        .expect("share")
+        .into_inner()
+        .secret_key
+        .expect("secret key");
+    for key in [&over_rest, &over_grpc] {
+        let (status, body) = rest_status(&server, key).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["end_to_end"], true, "{body}");
+        let status = grpc_status(&server, key).await.expect("GetSecretStatus");
+        assert!(status.end_to_end, "{status:?}");
+    }
+    let (status, revealed) = rest_reveal(&server, &over_rest, None).await;
+    assert_eq!(status, StatusCode::OK, "{revealed}");
+    assert_eq!(revealed["value"], sealed.as_str());
+    for almost in [
+        format!("bbx1:{}", "Q".repeat(37)),
+        format!("bbx1 {}", "Q".repeat(44)),
+    ] {
+        let key = text(&share(&server, &almost, None).await, "secret_key");
+        let (_, body) = rest_status(&server, &key).await;
+        assert_eq!(body["end_to_end"], false, "{almost}: {body}");
+    }
 }
 
 async fn status_of_a_new_secret_over_rest_and_grpc(backend: Backend) {
@@ -258,13 +305,11 @@ async fn get_and_head_of_secret_urls_never_burn(backend: Backend) {
                 server.http_base
             ),
         ];
-        // Where the pages will live: no route yet, and never one that reveals on GET.
-        let elsewhere = [
-            format!("{}/secret/{key}", server.http_base),
-            format!("{}/api/v1/secret/{key}/", server.http_base),
-        ];
+        // The link people are sent: the page that says a secret is waiting, never its value.
+        let page = format!("{}/secret/{key}", server.http_base);
+        let elsewhere = [format!("{}/api/v1/secret/{key}/", server.http_base)];
         for user_agent in BOT_USER_AGENTS {
-            for url in looked_up.iter().chain(&elsewhere) {
+            for url in looked_up.iter().chain([&page]).chain(&elsewhere) {
                 let get = server
                     .http
                     .get(url)
@@ -278,6 +323,12 @@ async fn get_and_head_of_secret_urls_never_burn(backend: Backend) {
                 if looked_up.contains(url) {
                     let body: Value = serde_json::from_str(&body).expect("JSON");
                     assert_rest_status(&(status, body), &key, passphrase.is_some());
+                } else if url == &page {
+                    assert_eq!(status, StatusCode::OK, "GET {url}: {body}");
+                    assert!(
+                        body.contains("id=\"one-time-warning\""),
+                        "GET {url}: {body}"
+                    );
                 } else {
                     assert_eq!(status, StatusCode::NOT_FOUND, "GET {url}: {body}");
                 }
@@ -288,7 +339,7 @@ async fn get_and_head_of_secret_urls_never_burn(backend: Backend) {
                     .send()
                     .await
                     .expect("HEAD");
-                let expected = if looked_up.contains(url) {
+                let expected = if looked_up.contains(url) || url == &page {
                     StatusCode::OK
                 } else {
                     StatusCode::NOT_FOUND

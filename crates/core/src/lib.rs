@@ -13,6 +13,7 @@ mod passphrase;
 mod policy;
 mod secrets;
 
+pub use burnbox_e2e as end_to_end;
 pub use crypto::{Keyring, MasterKey};
 pub use error::{Error, ErrorKind};
 pub use keys::KEY_LENGTH;

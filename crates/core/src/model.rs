@@ -141,6 +141,8 @@ pub struct SecretStatus {
     pub passphrase_required: bool,
     /// Seconds left before the secret expires.
     pub secret_ttl: i64,
+    /// Whether the value is end-to-end encrypted ([`crate::end_to_end`]).
+    pub end_to_end: bool,
 }
 
 /// Where a secret is in its life.

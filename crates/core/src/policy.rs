@@ -115,6 +115,16 @@ impl Policy {
         }
     }
 
+    /// The lifetime of a secret shared without a ttl, in seconds.
+    pub fn default_ttl(&self) -> i64 {
+        self.default_ttl
+    }
+
+    /// The longest lifetime a secret may be given, in seconds.
+    pub fn max_ttl(&self) -> i64 {
+        self.max_ttl
+    }
+
     /// The largest secret accepted, in bytes.
     pub fn max_secret_bytes(&self) -> usize {
         self.max_secret_bytes

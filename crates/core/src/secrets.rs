@@ -167,6 +167,11 @@ impl Secrets {
         &self.settings.policy
     }
 
+    /// The base URL links are made with.
+    pub fn public_url(&self) -> &str {
+        &self.settings.share_domain
+    }
+
     /// The service status as Onetime Secret reports it.
     pub fn status(&self) -> &'static str {
         "nominal"
@@ -291,6 +296,7 @@ impl Secrets {
         let record_plain = encode_record(passphrase_hash.as_deref(), secret)?;
         let record = SecretRecord {
             protected: passphrase_hash.is_some(),
+            end_to_end: crate::end_to_end::is_end_to_end(secret),
             sealed: keyring.seal(
                 Purpose::Record,
                 &body.secret_key,
@@ -429,6 +435,7 @@ impl Secrets {
             state: ReceiptState::New,
             passphrase_required: status.protected,
             secret_ttl: seconds_left(status.ttl),
+            end_to_end: status.end_to_end,
         })
     }
 

@@ -78,6 +78,23 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, StartupError> {
     socket.listen(1024).map_err(failed)
 }
 
+/// The base URL links are made with: `configured` (without a trailing slash), or with none
+/// configured, the REST listener's own address: `localhost` for a loopback or unspecified
+/// address, so that links open on the machine the server runs on.
+fn public_url(configured: &str, listening: SocketAddr) -> String {
+    if !configured.is_empty() {
+        return configured.trim_end_matches('/').to_owned();
+    }
+    let port = listening.port();
+    let ip = listening.ip();
+    if ip.is_loopback() || ip.is_unspecified() {
+        format!("http://localhost:{port}")
+    } else {
+        // SocketAddr writes an IPv6 address in brackets, as URLs need.
+        format!("http://{listening}")
+    }
+}
+
 impl Application {
     /// Validates the configuration, connects the store and binds all three listeners (port 0
     /// picks free ports; read them back with the `*_addr` methods). Raises the open-file limit
@@ -129,12 +146,27 @@ impl Application {
             config.trusted_proxies.clone(),
             metrics.clone(),
         ));
+        // Bound first: without BURNBOX_PUBLIC_URL, links are made from its address.
+        let http = bind(config.http_addr).await?;
+        let public_url = public_url(
+            &config.public_url,
+            http.local_addr().map_err(|source| StartupError::Bind {
+                addr: config.http_addr,
+                source,
+            })?,
+        );
+        if config.public_url.is_empty() {
+            tracing::warn!(
+                public_url,
+                "no BURNBOX_PUBLIC_URL: links are made from the listening address; set it to the address people reach this service at"
+            );
+        }
         let secrets = Arc::new(Secrets::new(
             store,
             Settings {
                 policy,
                 keyring,
-                share_domain: config.public_url.clone(),
+                share_domain: public_url,
             },
         ));
         match secrets.check_master_key().await {
@@ -159,7 +191,7 @@ impl Application {
             ),
         }
         Ok(Self {
-            http: Listener::new("rest", bind(config.http_addr).await?, caps.http),
+            http: Listener::new("rest", http, caps.http),
             grpc: Listener::new("grpc", bind(config.grpc_addr).await?, caps.grpc),
             admin: Listener::new("admin", bind(config.admin_addr).await?, caps.admin),
             secrets,

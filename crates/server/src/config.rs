@@ -48,7 +48,8 @@ pub struct Config {
     #[arg(long, env = "BURNBOX_MASTER_KEY_PREVIOUS", hide_env_values = true)]
     pub master_key_previous: Option<String>,
 
-    /// The public base URL of the service; returned as `share_domain`.
+    /// The public base URL of the service (`https://secrets.example.com`): links are made with
+    /// it and it is returned as `share_domain`. Empty: made from the REST listening address.
     #[arg(long, env = "BURNBOX_PUBLIC_URL", default_value = "")]
     pub public_url: String,
 

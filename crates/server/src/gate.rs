@@ -163,6 +163,11 @@ pub struct Gate {
 }
 
 impl Gate {
+    /// What callers without credentials may do here.
+    pub fn anonymous_access(&self) -> AnonymousAccess {
+        self.anonymous
+    }
+
     /// A gate counting rate limits in `store` (so replicas sharing a Redis share the counts).
     pub fn new(
         auth: Arc<Authenticator>,

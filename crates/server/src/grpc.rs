@@ -181,6 +181,7 @@ fn secret_status_to_wire(status: SecretStatus) -> pb::SecretStatus {
         state: status.state.as_str().to_owned(),
         passphrase_required: status.passphrase_required,
         secret_ttl: status.secret_ttl,
+        end_to_end: status.end_to_end,
     }
 }
 

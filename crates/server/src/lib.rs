@@ -1,6 +1,6 @@
 //! burnbox-server: the `burnbox` binary's library. It holds configuration, telemetry, the REST
-//! adapter (poem-openapi), the gRPC adapter (tonic), the one wire-error table and the admin
-//! endpoints, and assembles them around the one handler in [`Application`].
+//! adapter (poem-openapi), the gRPC adapter (tonic), the web pages, the one wire-error table and
+//! the admin endpoints, and assembles them around the one handler in [`Application`].
 
 pub mod admin;
 pub mod app;
@@ -12,6 +12,7 @@ pub mod listener;
 pub mod metered_store;
 pub mod metrics;
 pub mod observe;
+pub mod pages;
 pub mod rest;
 pub mod telemetry;
 pub mod wire_error;

@@ -215,12 +215,15 @@ fn domain_hash(domain: &[u8], key: &str) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-/// A stored secret: sealed bytes plus the one fact the store must see without opening them.
+/// A stored secret: sealed bytes plus the facts the store must see without opening them.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecretRecord {
     /// Whether revealing needs a passphrase; a protected record is never burned by
     /// [`SecretStore::take_unprotected`].
     pub protected: bool,
+    /// Whether the value is end-to-end encrypted (the `bbx1` format): pages then know, before
+    /// revealing, that only a client holding the link's key can show it.
+    pub end_to_end: bool,
     /// The encrypted record, opaque to the store.
     pub sealed: Vec<u8>,
 }
@@ -229,6 +232,7 @@ impl std::fmt::Debug for SecretRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SecretRecord")
             .field("protected", &self.protected)
+            .field("end_to_end", &self.end_to_end)
             .field("sealed_len", &self.sealed.len())
             .finish()
     }
@@ -322,6 +326,8 @@ pub struct RecentEntry {
 pub struct RecordStatus {
     /// Whether revealing needs a passphrase.
     pub protected: bool,
+    /// Whether the value is end-to-end encrypted.
+    pub end_to_end: bool,
     /// Time left before the secret expires.
     pub ttl: Duration,
 }

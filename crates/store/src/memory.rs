@@ -304,6 +304,7 @@ impl SecretStore for MemoryStore {
         let state = self.lock();
         Ok(live(&state.records, id, now).map(|entry| RecordStatus {
             protected: entry.value.protected,
+            end_to_end: entry.value.end_to_end,
             ttl: entry.expires_at - now,
         }))
     }
@@ -440,6 +441,7 @@ mod tests {
             receipt_id: ReceiptId::from_metadata_key(&format!("meta-{index}")),
             record: SecretRecord {
                 protected: false,
+                end_to_end: false,
                 sealed: vec![7; 16 * KIB],
             },
             receipt: vec![9; 100],

@@ -1,6 +1,7 @@
 //! The Redis store. Layout (every name is derived from hashes, never from a key itself):
 //!
-//! - `burnbox:{<secret id>}:record`   string: one flag byte (1 = protected) + the sealed record
+//! - `burnbox:{<secret id>}:record`   string: one flag byte (bit 0 protected, bit 1 end-to-end)
+//!   + the sealed record
 //! - `burnbox:{<secret id>}:receipt`  hash: `sealed`, `state`, `updated`, `received`, `burned`
 //! - `burnbox:pointer:<receipt id>`   string: the secret id (hex) of the receipt's secret
 //! - `burnbox:{<secret id>}:failures` integer: failed passphrase attempts, expiring with the record
@@ -43,7 +44,7 @@ const TAKE_SCRIPT: &str = r#"
 if ARGV[1] == 'unprotected' then
   local peeked = redis.call('GET', KEYS[1])
   if not peeked then return false end
-  if string.byte(peeked, 1) ~= 0 then return {'protected', peeked} end
+  if string.byte(peeked, 1) % 2 == 1 then return {'protected', peeked} end
 end
 local record = redis.call('GETDEL', KEYS[1])
 if not record then return false end
@@ -445,21 +446,38 @@ fn seconds_to_micros(seconds: i64) -> i64 {
     seconds.saturating_mul(1_000_000)
 }
 
+/// The record's flag byte: bit 0 protected (the take script reads it), bit 1 end-to-end.
+const PROTECTED: u8 = 1;
+const END_TO_END: u8 = 2;
+
 fn encode_record(record: SecretRecord) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(record.sealed.len() + 1);
-    bytes.push(u8::from(record.protected));
+    let flags = if record.protected { PROTECTED } else { 0 }
+        | if record.end_to_end { END_TO_END } else { 0 };
+    bytes.push(flags);
     bytes.extend_from_slice(&record.sealed);
     bytes
 }
 
-fn decode_record(bytes: Vec<u8>) -> Result<SecretRecord, StoreError> {
-    match bytes.split_first() {
-        Some((&flag, sealed)) if flag <= 1 => Ok(SecretRecord {
-            protected: flag == 1,
-            sealed: sealed.to_vec(),
-        }),
-        Some(_) | None => Err(StoreError::Internal("malformed secret record".into())),
+/// `(protected, end_to_end)` from a flag byte; an unknown bit means a record this version
+/// cannot have written.
+fn decode_flags(flags: u8) -> Result<(bool, bool), StoreError> {
+    if flags & !(PROTECTED | END_TO_END) != 0 {
+        return Err(StoreError::Internal("malformed secret record".into()));
     }
+    Ok((flags & PROTECTED != 0, flags & END_TO_END != 0))
+}
+
+fn decode_record(bytes: Vec<u8>) -> Result<SecretRecord, StoreError> {
+    let Some((&flags, sealed)) = bytes.split_first() else {
+        return Err(StoreError::Internal("malformed secret record".into()));
+    };
+    let (protected, end_to_end) = decode_flags(flags)?;
+    Ok(SecretRecord {
+        protected,
+        end_to_end,
+        sealed: sealed.to_vec(),
+    })
 }
 
 /// Whether Redis answered (alone or within a pipeline) with an error whose code is one of
@@ -650,14 +668,13 @@ impl SecretStore for RedisStore {
             .query_async(&mut connection)
             .await
             .map_err(classify)?;
-        let (Some(&flag), Some(ttl)) = (flag.first(), remaining(pttl)) else {
+        let (Some(&flags), Some(ttl)) = (flag.first(), remaining(pttl)) else {
             return Ok(None);
         };
-        if flag > 1 {
-            return Err(StoreError::Internal("malformed secret record".into()));
-        }
+        let (protected, end_to_end) = decode_flags(flags)?;
         Ok(Some(RecordStatus {
-            protected: flag == 1,
+            protected,
+            end_to_end,
             ttl,
         }))
     }

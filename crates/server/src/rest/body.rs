@@ -57,31 +57,41 @@ where
         body: &mut RequestBody,
         _options: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        let limit = request
-            .data::<BodyLimit>()
-            .map_or(usize::MAX, |limit| limit.0);
-        let too_large = || {
-            ApiError(Error::bad_request(format!(
-                "the request body is larger than this server accepts ({limit} bytes)"
-            )))
-        };
-        let declared = request
-            .headers()
-            .get(poem::http::header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
-        if declared.is_some_and(|length| length > limit) {
-            return Err(too_large().into());
-        }
-        let bytes = body.take()?.into_bytes_limit(limit).await.map_err(|err| {
-            if matches!(err, poem::error::ReadBodyError::PayloadTooLarge) {
-                too_large().into()
-            } else {
-                poem::Error::from(err)
-            }
-        })?;
-        parse(request.content_type(), &bytes, &field_names::<T>)
+        read_body(request, body, field_names::<T>)
+            .await?
             .map(Self)
             .map_err(|err| ApiError(err).into())
+    }
+}
+
+/// Reads and decodes a request body as the API does (REST and pages): at most the request's
+/// [`BodyLimit`], a form or JSON, strict UTF-8; errors name a field only if it is one of
+/// `known_fields()`. The outer error is the transport's (the body could not be read: a late
+/// body, a broken connection), the inner one a refusal of what was read.
+pub(crate) async fn read_body<T: DeserializeOwned + Default>(
+    request: &Request,
+    body: &mut RequestBody,
+    known_fields: fn() -> Vec<&'static str>,
+) -> poem::Result<Result<T, Error>> {
+    let limit = request
+        .data::<BodyLimit>()
+        .map_or(usize::MAX, |limit| limit.0);
+    let too_large = || {
+        Error::bad_request(format!(
+            "the request body is larger than this server accepts ({limit} bytes)"
+        ))
+    };
+    let declared = request
+        .headers()
+        .get(poem::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Ok(Err(too_large()));
+    }
+    match body.take()?.into_bytes_limit(limit).await {
+        Ok(bytes) => Ok(parse(request.content_type(), &bytes, &known_fields)),
+        Err(poem::error::ReadBodyError::PayloadTooLarge) => Ok(Err(too_large())),
+        Err(err) => Err(err.into()),
     }
 }
 

@@ -55,25 +55,30 @@ impl<'a> ApiExtractor<'a> for RequestOrigin {
         _body: &mut RequestBody,
         _options: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        let header = |name| {
-            // A header that is not text is kept (as empty) so it is refused, never ignored.
+        Ok(Self(origin_of(request)))
+    }
+}
+
+/// Where `request` came from, as the [`Gate`](crate::gate::Gate) reads it (REST and pages).
+pub fn origin_of(request: &Request) -> Origin {
+    let header = |name| {
+        // A header that is not text is kept (as empty) so it is refused, never ignored.
+        request
+            .headers()
+            .get(name)
+            .map(|value: &poem::http::HeaderValue| {
+                value.to_str().map(str::to_owned).unwrap_or_default()
+            })
+    };
+    Origin {
+        authorization: header(AUTHORIZATION),
+        peer: request.remote_addr().as_socket_addr().map(|addr| addr.ip()),
+        forwarded_for: join_header_lines(
             request
                 .headers()
-                .get(name)
-                .map(|value: &poem::http::HeaderValue| {
-                    value.to_str().map(str::to_owned).unwrap_or_default()
-                })
-        };
-        Ok(Self(Origin {
-            authorization: header(AUTHORIZATION),
-            peer: request.remote_addr().as_socket_addr().map(|addr| addr.ip()),
-            forwarded_for: join_header_lines(
-                request
-                    .headers()
-                    .get_all(X_FORWARDED_FOR)
-                    .iter()
-                    .map(poem::http::HeaderValue::as_bytes),
-            ),
-        }))
+                .get_all(X_FORWARDED_FOR)
+                .iter()
+                .map(poem::http::HeaderValue::as_bytes),
+        ),
     }
 }

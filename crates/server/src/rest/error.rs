@@ -39,7 +39,7 @@ impl From<Error> for ApiError {
 }
 
 /// The status and body of `err` on the wire; reports it (log line, metrics) on the way.
-fn error_body(err: &Error) -> (StatusCode, ErrorBody) {
+pub(crate) fn error_body(err: &Error) -> (StatusCode, ErrorBody) {
     let error_id = new_error_id();
     report_error("http", err, &error_id);
     let wire = wire_error(err.kind());

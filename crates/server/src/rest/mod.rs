@@ -20,8 +20,10 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi, OpenApiService};
 use sha2::Digest;
 
+pub(crate) use body::read_body;
 pub use body::{BodyLimit, FormOrJson, IntField};
-pub use credentials::RequestOrigin;
+pub use credentials::{RequestOrigin, origin_of};
+pub(crate) use error::error_body;
 pub use error::{ApiError, ErrorBody, error_json, render_framework_error};
 
 use crate::gate::{Gate, Operation};
@@ -204,6 +206,9 @@ pub struct SecretStatusBody {
     passphrase_required: bool,
     /// Seconds left before the secret expires.
     secret_ttl: i64,
+    /// Whether the value is end-to-end encrypted (the `bbx1` format): only a client holding
+    /// the key in the link's fragment can show it.
+    end_to_end: bool,
 }
 
 impl From<SecretStatus> for SecretStatusBody {
@@ -213,6 +218,7 @@ impl From<SecretStatus> for SecretStatusBody {
             state: status.state.as_str().to_owned(),
             passphrase_required: status.passphrase_required,
             secret_ttl: status.secret_ttl,
+            end_to_end: status.end_to_end,
         }
     }
 }
@@ -489,6 +495,7 @@ async fn follow_alias(mut request: poem::Request) -> poem::Result<poem::Request>
 /// the documented error body for every error, the framework's included.
 pub fn endpoint(secrets: Arc<Secrets>, gate: Arc<Gate>) -> impl Endpoint {
     let body_limit = BodyLimit(secrets.policy().max_request_bytes());
+    let (secrets_for_pages, gate_for_pages) = (secrets.clone(), gate.clone());
     let service = api_service(secrets, gate);
     let spec_yaml = service.spec_endpoint_yaml();
     let spec_json = service.spec_endpoint();
@@ -496,9 +503,15 @@ pub fn endpoint(secrets: Arc<Secrets>, gate: Arc<Gate>) -> impl Endpoint {
         header::CONTENT_SECURITY_POLICY,
         docs_csp(&service.swagger_ui_html()),
     ));
+    // Nested without stripping: the API's routes carry their own prefix, and `/` stays free for
+    // the share page.
+    let routes = crate::pages::add_routes(
+        Route::new().nest_no_strip(API_PREFIX, service),
+        secrets_for_pages,
+        gate_for_pages,
+    );
     documented(
-        Route::new()
-            .nest("/", service)
+        routes
             .at(format!("{API_PREFIX}/openapi.yaml"), spec_yaml)
             .at(format!("{API_PREFIX}/openapi.json"), spec_json)
             .nest("/docs", docs)
@@ -523,8 +536,9 @@ pub const SECURITY_HEADERS: [(HeaderName, &str); 5] = [
 ];
 
 /// `endpoint` as a listener serves it: every error in the documented body, the framework's own
-/// included, and [`SECURITY_HEADERS`] on every answer (a content security policy the endpoint
-/// set itself, the Swagger UI page's, is kept).
+/// included, and [`SECURITY_HEADERS`] on every answer (a content security policy or cache rule
+/// the endpoint set itself is kept: the Swagger UI's and the pages' policies, the pages' static
+/// files' revalidation).
 pub fn documented(endpoint: impl Endpoint + 'static) -> impl Endpoint<Output = poem::Response> {
     endpoint
         .catch_all_error(|err| async move { render_framework_error(err) })
@@ -532,7 +546,9 @@ pub fn documented(endpoint: impl Endpoint + 'static) -> impl Endpoint<Output = p
             let mut response = answer.unwrap_or_else(render_framework_error);
             let headers = response.headers_mut();
             for (name, value) in SECURITY_HEADERS {
-                if name != header::CONTENT_SECURITY_POLICY || !headers.contains_key(&name) {
+                let endpoint_may_set =
+                    name == header::CONTENT_SECURITY_POLICY || name == header::CACHE_CONTROL;
+                if !endpoint_may_set || !headers.contains_key(&name) {
                     headers.insert(name, HeaderValue::from_static(value));
                 }
             }
