@@ -921,6 +921,12 @@ impl Tab {
         self.record.lock().expect("record").errors.clone()
     }
 
+    /// The console errors since the last call (as [`Tab::console_errors`], then forgotten).
+    pub async fn take_console_errors(&self) -> Vec<ConsoleError> {
+        self.sync().await;
+        std::mem::take(&mut self.record.lock().expect("record").errors)
+    }
+
     /// Asserts the page logged no error and threw nothing.
     pub async fn assert_no_console_errors(&self, what: &str) {
         let errors = self.console_errors().await;
@@ -935,11 +941,10 @@ impl Tab {
         );
     }
 
-    /// Asserts every request went to `origin` (`http://host:port`), or was a `data:`/`about:`
-    /// URL that leaves the browser for nobody.
-    pub async fn assert_only_origin(&self, origin: &str, what: &str) {
-        let strays: Vec<String> = self
-            .requests()
+    /// The requests that went elsewhere than `origin` (`http://host:port`); `data:` and
+    /// `about:` URLs leave the browser for nobody and do not count.
+    pub async fn requests_off_origin(&self, origin: &str) -> Vec<String> {
+        self.requests()
             .await
             .into_iter()
             .filter(|request| {
@@ -950,7 +955,12 @@ impl Tab {
                     || url.starts_with("about:"))
             })
             .map(|request| format!("{} {}", request.method, request.url))
-            .collect();
+            .collect()
+    }
+
+    /// Asserts every request went to `origin` (see [`Tab::requests_off_origin`]).
+    pub async fn assert_only_origin(&self, origin: &str, what: &str) {
+        let strays = self.requests_off_origin(origin).await;
         assert!(
             strays.is_empty(),
             "{what}: requests to other origins than {origin}: {strays:?}"
