@@ -171,7 +171,7 @@ impl Browser {
                 "--disable-crash-reporter",
                 "--no-pings",
                 "--no-proxy-server",
-                "--disable-features=Translate,OptimizationHints,MediaRouter,AutofillServerCommunication,CertificateTransparencyComponentUpdater,InterestFeedContentSuggestions,PrivacySandboxSettings4",
+                "--disable-features=TranslateUI,Translate,OptimizationHints,MediaRouter,AutofillServerCommunication,CertificateTransparencyComponentUpdater,InterestFeedContentSuggestions,PrivacySandboxSettings4",
                 "--safebrowsing-disable-auto-update",
                 "--metrics-recording-only",
                 "--password-store=basic",
