@@ -1062,7 +1062,9 @@ impl Tab {
     }
 }
 
-fn visible_js(selector: &str) -> String {
+/// A JavaScript expression: whether `selector` matches an element rendered visibly (not
+/// `hidden`, no hidden ancestor, not `display: none`, `visibility: hidden` or transparent).
+pub fn visible_js(selector: &str) -> String {
     format!(
         "(() => {{ const e = document.querySelector({}); return !!e && !e.closest('[hidden]') && e.checkVisibility({{ visibilityProperty: true, opacityProperty: true }}); }})()",
         js_string(selector)

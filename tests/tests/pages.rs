@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use burnbox_tests::browser::{
     Browser, ConsoleError, Tab, js_string, start_page_server, start_page_server_with_customers,
+    visible_js,
 };
 use burnbox_tests::{ALICE, Backend, TestServer, basic_auth};
 use reqwest::StatusCode;
@@ -207,7 +208,26 @@ async fn wait_link_page_ready(tab: &Tab) {
         "the link page (data-page=secret)",
     )
     .await;
-    tab.wait_visible("#reveal").await;
+    // Wait for whichever comes: the form, a value, or the missing-key note.
+    tab.wait_until(
+        &format!(
+            "{} || {} || {}",
+            visible_js("#reveal"),
+            visible_js("#revealed"),
+            visible_js("#missing-key")
+        ),
+        "the link page's script: #reveal, #revealed or #missing-key shown",
+    )
+    .await;
+    assert!(
+        !tab.is_visible("#revealed").await,
+        "the link page revealed the secret without a click"
+    );
+    assert!(
+        !tab.is_visible("#missing-key").await,
+        "the link page says the key is missing from the link: {}",
+        tab.url().await
+    );
     tab.wait_not_visible("#needs-js").await;
 }
 
@@ -335,7 +355,7 @@ async fn share_end_to_end_reveal_once_and_receipt() {
     );
 
     // The QR code is the link, fragment included.
-    let png = share_tab.screenshot_element("#share-qr", 2.0).await;
+    let png = share_tab.screenshot_element("#share-qr", 1.0).await;
     assert!(
         share_tab.exists("#share-qr svg").await,
         "#share-qr holds no <svg>"
