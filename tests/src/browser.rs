@@ -233,6 +233,7 @@ impl Browser {
             page,
             streams: Mutex::new(streams),
             record: Mutex::new(Record::default()),
+            scripts_disabled: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -244,6 +245,8 @@ impl Browser {
             .execute(SetScriptExecutionDisabledParams::new(true))
             .await
             .expect("disable JavaScript");
+        tab.scripts_disabled
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         tab
     }
 
@@ -441,6 +444,7 @@ pub struct Tab {
     page: chromiumoxide::Page,
     streams: Mutex<Streams>,
     record: Mutex<Record>,
+    scripts_disabled: std::sync::atomic::AtomicBool,
 }
 
 /// A JS string literal of `text` (JSON is valid JavaScript).
@@ -1013,6 +1017,29 @@ impl Tab {
     /// violations. axe is injected with `Runtime.evaluate`, which the page's CSP does not
     /// govern, so the CSP stays as strict as served.
     pub async fn axe(&self) -> Vec<AxeViolation> {
+        // axe needs timers. On a page loaded without JavaScript, scripts are allowed for the run
+        // only: the page's own script was skipped at load and does not run now.
+        let disabled = self
+            .scripts_disabled
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if disabled {
+            self.set_scripts_disabled(false).await;
+        }
+        let violations = self.run_axe().await;
+        if disabled {
+            self.set_scripts_disabled(true).await;
+        }
+        violations
+    }
+
+    async fn set_scripts_disabled(&self, disabled: bool) {
+        self.page
+            .execute(SetScriptExecutionDisabledParams::new(disabled))
+            .await
+            .expect("switch JavaScript");
+    }
+
+    async fn run_axe(&self) -> Vec<AxeViolation> {
         let loaded: bool = self.eval("typeof window.axe === 'object'").await;
         if !loaded {
             let source = axe_source().await;

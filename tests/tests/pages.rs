@@ -1074,6 +1074,45 @@ async fn every_page_is_accessible_strict_and_same_origin() {
     plain_tab.wait_visible("#reveal").await;
     summary.push(check_page(&plain_tab, &origin, "link page (plain)", &mut problems).await);
 
+    // Without JavaScript: the share form's result, a plain link and its form reveal.
+    let no_js = recipient.tab_without_javascript().await;
+    no_js.goto(&format!("{origin}/")).await;
+    no_js.type_into("#secret", "shared without script").await;
+    no_js.click("#create").await;
+    no_js.wait_visible("#share-result").await;
+    summary.push(
+        check_page(
+            &no_js,
+            &origin,
+            "share result without JavaScript",
+            &mut problems,
+        )
+        .await,
+    );
+    let (form_key, _) = api_share(&server, &[("secret", "revealed by the form")]).await;
+    no_js.goto(&format!("{origin}/secret/{form_key}")).await;
+    no_js.wait_visible("#reveal").await;
+    summary.push(
+        check_page(
+            &no_js,
+            &origin,
+            "link page without JavaScript",
+            &mut problems,
+        )
+        .await,
+    );
+    no_js.click("#reveal").await;
+    no_js.wait_visible("#revealed").await;
+    summary.push(
+        check_page(
+            &no_js,
+            &origin,
+            "revealed by the form, without JavaScript",
+            &mut problems,
+        )
+        .await,
+    );
+
     // A phone: the share page, empty and with a result (a long link), 360 px wide.
     let phone = sender.tab().await;
     phone.set_viewport_width(360).await;
@@ -1130,6 +1169,21 @@ async fn every_page_is_accessible_strict_and_same_origin() {
         let html = response.text().await.expect("HTML");
         check_no_inline_code(&html, what, &mut problems);
     }
+    let (posted_key, _) = api_share(&server, &[("secret", "posted")]).await;
+    let form_reveal = server
+        .http
+        .post(format!("{origin}/secret/{posted_key}"))
+        .form(&[("passphrase", "")])
+        .send()
+        .await
+        .expect("POST /secret/{key}");
+    if form_reveal.status() != StatusCode::OK {
+        problems.push(format!(
+            "POST /secret/{{key}}: status {}",
+            form_reveal.status()
+        ));
+    }
+    check_page_headers(&form_reveal, "POST /secret/{key}", &mut problems);
     let form_share = server
         .http
         .post(format!("{origin}/"))
