@@ -132,8 +132,6 @@ enum Command {
 fn main() -> ExitCode {
     // Exits 2 on a usage error, 0 after --help or --version.
     let cli = Cli::parse();
-    // rustls with ring, as the rest of the workspace; an already installed provider is fine.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
