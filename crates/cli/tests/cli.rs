@@ -120,8 +120,12 @@ async fn pipe_share_reveal_then_gone(backend: Backend) {
         );
     }
 
-    // The server only ever had the ciphertext: a plain API reveal gets `bbx1:`.
+    // The server only ever had the ciphertext, in the web page's format: it flags it end to end
+    // (as for a secret shared from the page), and a plain API reveal gets `bbx1:`.
     let link = the_link(&cli(&["share", "--url", url], b"for my eyes only", &[]).await);
+    let (status, body) = rest_get(&server, &format!("/secret/{}/status", key_of(&link))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["end_to_end"], true, "{body}");
     let (status, body) = rest_reveal(&server, &key_of(&link), None).await;
     assert_eq!(status, 200, "{body}");
     let value = text_field(&body, "value");
@@ -438,7 +442,29 @@ async fn config_file(backend: Backend) {
     .failed(4);
 }
 
+/// Too many shares: exit 5, with the server's words and when to retry.
+async fn rate_limited(backend: Backend) {
+    let server = TestServer::start_with(backend, |config| config.rate_limit_create = 1).await;
+    let url = server.http_base.as_str();
+    // One share a minute: of a few in a row, all but the first of a minute are refused.
+    let mut refused = None;
+    for _ in 0..5 {
+        let run = cli(&["share", "--url", url], b"s", &[]).await;
+        if run.code != 0 {
+            refused = Some(run);
+            break;
+        }
+    }
+    let run = refused.expect("a share was rate limited");
+    let line = run.failed(5);
+    assert!(
+        line.contains("RateLimited") && line.contains("retry"),
+        "{line}"
+    );
+}
+
 on_both_stores!(
+    rate_limited,
     pipe_share_reveal_then_gone,
     plain_share_ttl_and_json,
     passphrase_from_a_file,
@@ -498,6 +524,22 @@ async fn malformed_arguments_are_usage_errors() {
         assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
         assert!(run.stdout.is_empty(), "{args:?}");
         assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    }
+}
+
+/// `--help` documents the exit codes.
+#[tokio::test]
+async fn help_documents_the_exit_codes() {
+    let help = cli(&["--help"], b"", &[]).await.ok();
+    for code in [
+        "0  ok",
+        "2  usage",
+        "3  not found",
+        "4  unauthorized",
+        "5  rate limited",
+        "6  the server is unreachable",
+    ] {
+        assert!(help.contains(code), "{code}: {help}");
     }
 }
 
