@@ -130,8 +130,28 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    // Exits 2 on a usage error, 0 after --help or --version.
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // Help and version go out as clap writes them (0; 2 for a bare `burnbox-cli`).
+            if !err.use_stderr()
+                || err.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            {
+                err.exit();
+            }
+            // A usage error is one line like every other error, exit 2.
+            // clap's first paragraph says what is wrong; the usage and tips follow.
+            let rendered = err.render().to_string();
+            let what: Vec<&str> = rendered
+                .lines()
+                .map(str::trim)
+                .take_while(|line| !line.is_empty())
+                .collect();
+            let what = what.join(" ");
+            let what = what.strip_prefix("error: ").unwrap_or(&what);
+            return fail(&CliError::Usage(format!("{what} (see --help)")));
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
