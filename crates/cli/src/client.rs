@@ -22,10 +22,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Receipt {
     /// The owner (`anon` without credentials).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_string")]
     pub custid: String,
     /// The key of this receipt.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_string")]
     pub metadata_key: String,
     /// The secret's key, while it is unread.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,7 +52,7 @@ pub struct Receipt {
     )]
     pub secret_ttl: Option<i64>,
     /// `new`, `received`, `burned` or `expired`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_string")]
     pub state: String,
     /// When it was created (Unix seconds).
     #[serde(
@@ -83,13 +83,13 @@ pub struct Receipt {
     )]
     pub burned: Option<i64>,
     /// Recipients (burnbox sends no email: always empty there).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_strings")]
     pub recipient: Vec<String>,
     /// The server's public URL, links are made from.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_string")]
     pub share_domain: String,
     /// Whether a passphrase protects the secret.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub passphrase_required: bool,
     /// The generated password (generate only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -109,6 +109,43 @@ fn lenient_i64<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Opti
         Some(serde_json::Value::String(text)) => text.trim().parse().ok(),
         _ => None,
     })
+}
+
+/// A text field that another server may leave `null` or write as a number.
+fn lenient_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Ok(
+        match Option::<serde_json::Value>::deserialize(deserializer)? {
+            Some(serde_json::Value::String(text)) => text,
+            Some(serde_json::Value::Number(number)) => number.to_string(),
+            _ => String::new(),
+        },
+    )
+}
+
+/// A list of texts, or anything else as an empty list.
+fn lenient_strings<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    Ok(
+        match Option::<serde_json::Value>::deserialize(deserializer)? {
+            Some(serde_json::Value::Array(items)) => items
+                .into_iter()
+                .filter_map(|item| item.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        },
+    )
+}
+
+/// A flag, also written as `"true"` by some servers.
+fn lenient_bool<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    Ok(
+        match Option::<serde_json::Value>::deserialize(deserializer)? {
+            Some(serde_json::Value::Bool(flag)) => flag,
+            Some(serde_json::Value::String(text)) => text == "true",
+            _ => false,
+        },
+    )
 }
 
 /// A revealed secret.
@@ -648,5 +685,47 @@ fn receipt_of(receipt: pb::Receipt) -> Receipt {
         passphrase_required: receipt.passphrase_required,
         value: receipt.value,
         extra: BTreeMap::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Receipts of other Onetime Secret servers (numbers as strings, `null`s, extra fields) read
+    /// without an error, and the extra fields pass through to `--json`.
+    #[test]
+    fn lenient_receipts() {
+        let receipt: Receipt = serde_json::from_str(
+            r#"{"custid":null,"metadata_key":"mk","secret_key":"sk","ttl":"3600",
+                "metadata_ttl":7200.0,"secret_ttl":null,"state":"new","created":"x",
+                "recipient":null,"passphrase_required":"true","share_domain":null,
+                "metadata_url":"https://ots.example/private/mk"}"#,
+        )
+        .expect("parses");
+        assert_eq!(receipt.metadata_key, "mk");
+        assert_eq!(receipt.ttl, Some(3600));
+        assert_eq!(receipt.metadata_ttl, Some(7200));
+        assert_eq!(receipt.secret_ttl, None);
+        assert_eq!(receipt.created, None);
+        assert!(receipt.passphrase_required);
+        assert!(receipt.custid.is_empty() && receipt.share_domain.is_empty());
+        let json = serde_json::to_value(&receipt).expect("JSON");
+        assert_eq!(json["metadata_url"], "https://ots.example/private/mk");
+    }
+
+    #[test]
+    fn error_answers_keep_the_servers_words() {
+        let error = rest_error(
+            reqwest::StatusCode::NOT_FOUND,
+            r#"{"error":"NotFound","message":"unknown secret","error_id":"abc"}"#,
+            None,
+        );
+        assert_eq!(error.kind, ServerErrorKind::NotFound);
+        let line = CliError::Server(error).to_string();
+        assert_eq!(line, "NotFound: unknown secret [error_id abc]");
+        let error = rest_error(reqwest::StatusCode::BAD_GATEWAY, "<html>", None);
+        assert_eq!(error.kind, ServerErrorKind::Unavailable);
+        assert_eq!(CliError::Server(error).exit_code(), 6);
     }
 }
