@@ -583,3 +583,42 @@ fn no_server_dependencies() {
     }
     assert!(tree.contains("burnbox-e2e"), "{tree}");
 }
+
+/// The CLI and the web page speak one end-to-end format: a link the CLI makes opens (and
+/// decrypts) in a real browser, and a link the page makes is revealed by the CLI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_cross_between_the_cli_and_the_web_page() {
+    use burnbox_tests::browser::{Browser, start_page_server};
+
+    let server = start_page_server(Backend::Memory, |_| {}).await;
+    let url = server.http_base.as_str();
+    let browser = Browser::launch().await;
+    let tab = browser.tab().await;
+
+    let from_terminal = "made in a terminal ✓\nsecond line\n";
+    let link = the_link(&cli(&["share", "--url", url], from_terminal.as_bytes(), &[]).await);
+    assert!(link.starts_with(&format!("{url}/secret/")), "{link}");
+    tab.goto(&link).await;
+    tab.wait_visible("#reveal").await;
+    tab.click("#reveal").await;
+    tab.wait_visible("#revealed").await;
+    assert_eq!(tab.value("#secret-value").await, from_terminal);
+    tab.assert_no_console_errors("the CLI's link in the page")
+        .await;
+
+    let from_page = "typed into the page";
+    tab.goto(&format!("{url}/")).await;
+    tab.wait_visible("#generate").await;
+    tab.type_into("#secret", from_page).await;
+    tab.click("#create").await;
+    tab.wait_visible("#share-result").await;
+    let link = tab.value("#share-link").await;
+    assert_eq!(
+        link.split_once('#').map(|(_, key)| key.len()),
+        Some(43),
+        "{link}"
+    );
+    let revealed = cli(&["reveal", &link], b"", &[]).await;
+    assert_eq!(revealed.ok(), from_page);
+    browser.close().await;
+}
