@@ -11,7 +11,7 @@ use burnbox_tests::browser::{
     Browser, ConsoleError, Tab, js_string, start_page_server, start_page_server_with_customers,
     visible_js,
 };
-use burnbox_tests::{ALICE, Backend, TestServer, basic_auth};
+use burnbox_tests::{ALICE, Backend, TestServer, basic_auth, rest_share};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -153,15 +153,7 @@ async fn api_receipt_state(server: &TestServer, metadata_key: &str) -> String {
 
 /// Shares over the REST API as a plain client: (secret key, metadata key).
 async fn api_share(server: &TestServer, form: &[(&str, &str)]) -> (String, String) {
-    let response = server
-        .http
-        .post(server.api("/share"))
-        .form(form)
-        .send()
-        .await
-        .expect("share request");
-    let status = response.status();
-    let body: Value = response.json().await.expect("share JSON");
+    let (status, body) = rest_share(server, form).await;
     assert_eq!(status, StatusCode::OK, "share over the API: {body}");
     (
         body["secret_key"].as_str().expect("secret_key").to_owned(),
