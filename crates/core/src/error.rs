@@ -38,6 +38,16 @@ impl ErrorKind {
     ];
 }
 
+/// The message of a secret or receipt that is not there (Onetime Secret's text).
+pub const UNKNOWN_SECRET: &str = "Unknown secret";
+
+/// The message of every 401 (Onetime Secret's text).
+pub const NOT_AUTHORIZED: &str = "Not authorized";
+
+/// The message of every 429 (Onetime Secret's text, which its clients match on); when to retry
+/// is in the answer's `Retry-After`.
+pub const RATE_LIMITED: &str = "Apologies dear citizen! You have been rate limited.";
+
 /// A failed operation: a kind, a message for the caller, optionally the offending field.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
@@ -75,21 +85,28 @@ impl Error {
         Self::new(ErrorKind::BadRequest, message)
     }
 
-    /// The one answer for every secret that cannot be revealed, whatever the reason, so a
-    /// caller learns nothing about which keys ever existed.
+    /// The one answer for every secret that cannot be revealed, whatever the reason (never
+    /// shared, already revealed, burned or expired), so a caller learns nothing about which keys
+    /// ever existed. The message is Onetime Secret's, which its clients match on.
     pub fn secret_not_found() -> Self {
-        Self::new(
-            ErrorKind::NotFound,
-            "unknown secret: it was never shared, or was already revealed, burned or expired",
-        )
+        Self::new(ErrorKind::NotFound, UNKNOWN_SECRET)
     }
 
-    /// The one answer for every receipt that cannot be read.
+    /// The one answer for every receipt that cannot be read: Onetime Secret's v1 API answers
+    /// a missing receipt with the same `Unknown secret`.
     pub fn receipt_not_found() -> Self {
-        Self::new(
-            ErrorKind::NotFound,
-            "unknown receipt: it was never created, or has expired",
-        )
+        Self::new(ErrorKind::NotFound, UNKNOWN_SECRET)
+    }
+
+    /// The one answer for every authentication failure (no credentials where they are needed,
+    /// or credentials that prove nobody), in Onetime Secret's words, which its clients match on.
+    /// `why` goes to the log only: the answer does not tell a token guesser which part was
+    /// wrong.
+    pub fn not_authorized(why: &'static str) -> Self {
+        Self {
+            detail: Some(why.to_owned()),
+            ..Self::new(ErrorKind::Unauthorized, NOT_AUTHORIZED)
+        }
     }
 
     /// An internal error: the caller sees a generic message, `detail` goes to the log only.
@@ -126,7 +143,7 @@ impl Error {
         self.retry_after
     }
 
-    /// The logged-only cause of an internal or unavailable error.
+    /// The logged-only cause of an internal, unavailable or unauthorized error.
     pub fn detail(&self) -> Option<&str> {
         self.detail.as_deref()
     }

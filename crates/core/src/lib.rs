@@ -15,7 +15,7 @@ mod secrets;
 
 pub use burnbox_e2e as end_to_end;
 pub use crypto::{Keyring, MasterKey};
-pub use error::{Error, ErrorKind};
+pub use error::{Error, ErrorKind, NOT_AUTHORIZED, RATE_LIMITED, UNKNOWN_SECRET};
 pub use keys::KEY_LENGTH;
 pub use model::{
     ANONYMOUS_CUSTID, BurnInput, Burned, Caller, GenerateInput, Generated, Receipt, ReceiptState,

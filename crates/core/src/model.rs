@@ -68,11 +68,13 @@ pub struct ShareInput {
     pub secret: Option<String>,
     /// A passphrase the recipient must give to reveal it (empty means none).
     pub passphrase: Option<String>,
-    /// Seconds until the secret expires unread (default from the policy).
+    /// Seconds until the secret expires unread (default from the policy; clamped into the
+    /// policy's range).
     pub ttl: Option<i64>,
     /// Addresses to deliver the link to (not supported: must be empty).
     pub recipient: Vec<String>,
-    /// The domain links are shared on (only the configured one is accepted).
+    /// The domain links are shared on: empty, or this server's own host or public URL
+    /// (custom domains are not supported).
     pub share_domain: Option<String>,
 }
 
@@ -81,7 +83,8 @@ pub struct ShareInput {
 pub struct GenerateInput {
     /// A passphrase the recipient must give to reveal it (empty means none).
     pub passphrase: Option<String>,
-    /// Seconds until the secret expires unread (default from the policy).
+    /// Seconds until the secret expires unread (default from the policy; clamped into the
+    /// policy's range).
     pub ttl: Option<i64>,
     /// Length of the generated password (default 12).
     pub length: Option<i64>,
@@ -126,7 +129,8 @@ pub struct Revealed {
     pub value: Zeroizing<String>,
     /// The key it was revealed with.
     pub secret_key: String,
-    /// The domain links are shared on.
+    /// The base URL links are shared under, with its scheme (`https://burnbox.example`), as
+    /// Onetime Secret's reveal answer has it.
     pub share_domain: String,
 }
 
@@ -197,8 +201,11 @@ pub struct Receipt {
     pub burned: Option<i64>,
     /// Delivery addresses (always empty: delivery is not supported).
     pub recipient: Vec<String>,
-    /// The domain links are shared on.
+    /// The custom domain links are shared on: always empty, as in Onetime Secret's receipts
+    /// for a server's own domain (custom domains are not supported).
     pub share_domain: String,
     /// Whether revealing needs a passphrase.
     pub passphrase_required: bool,
+    /// The receipt page's URL (Onetime Secret's `metadata_url` / `receipt_url`).
+    pub receipt_url: String,
 }

@@ -28,8 +28,9 @@ pub struct Settings {
     pub policy: Policy,
     /// Master keys for encryption at rest.
     pub keyring: Keyring,
-    /// The domain links are shared on (`share_domain` in every answer).
-    pub share_domain: String,
+    /// The base URL links are made with (`https://host[:port]`, no trailing slash): secret
+    /// links, receipt links, and the reveal answer's `share_domain`.
+    pub public_url: String,
 }
 
 /// The one-time secret service, transport-free.
@@ -50,8 +51,14 @@ struct ReceiptBody {
     secret_key: String,
     created: i64,
     ttl: i64,
-    share_domain: String,
     passphrase_required: bool,
+}
+
+/// The host (with its port, if any) of a base URL: `https://burnbox.test:8443/x` gives
+/// `burnbox.test:8443`.
+fn host_of(url: &str) -> &str {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    after_scheme.split('/').next().unwrap_or(after_scheme)
 }
 
 fn now() -> i64 {
@@ -134,9 +141,8 @@ fn authorize(caller: &Caller, owner: &str) -> Result<(), Error> {
     if owner == ANONYMOUS_CUSTID || (!caller.is_anonymous() && caller.custid() == owner) {
         Ok(())
     } else if caller.is_anonymous() {
-        Err(Error::new(
-            ErrorKind::Unauthorized,
-            "this receipt belongs to a customer: authenticate as that customer",
+        Err(Error::not_authorized(
+            "a customer's receipt read without credentials",
         ))
     } else {
         Err(Error::new(
@@ -169,12 +175,39 @@ impl Secrets {
 
     /// The base URL links are made with.
     pub fn public_url(&self) -> &str {
-        &self.settings.share_domain
+        &self.settings.public_url
+    }
+
+    /// The link that opens the secret `secret_key` reveals: the secret page.
+    pub fn secret_url(&self, secret_key: &str) -> String {
+        format!("{}/secret/{secret_key}", self.settings.public_url)
+    }
+
+    /// The link to the receipt `metadata_key` reads: the receipt page (Onetime Secret's
+    /// `metadata_url`).
+    pub fn receipt_url(&self, metadata_key: &str) -> String {
+        format!("{}/private/{metadata_key}", self.settings.public_url)
+    }
+
+    /// Whether a requested `share_domain` names this server: empty (none asked for), its host
+    /// as Onetime Secret clients send it (`burnbox.example`), or its whole public URL.
+    fn is_own_domain(&self, domain: &str) -> bool {
+        let domain = domain.trim().trim_end_matches('/');
+        let public_url = self.settings.public_url.as_str();
+        domain.is_empty()
+            || domain.eq_ignore_ascii_case(public_url)
+            || domain.eq_ignore_ascii_case(host_of(public_url))
     }
 
     /// The service status as Onetime Secret reports it.
     pub fn status(&self) -> &'static str {
         "nominal"
+    }
+
+    /// The language of the messages in answers, reported beside the status as Onetime Secret
+    /// does. Messages are English only, so a `locale` a client asks for changes nothing.
+    pub fn locale(&self) -> &'static str {
+        "en"
     }
 
     /// Checks the master keys against the store before serving: the store keeps a known text
@@ -233,19 +266,22 @@ impl Secrets {
         let policy = &self.settings.policy;
         let secret = policy.secret(secret)?;
         let passphrase = policy.new_passphrase(passphrase)?;
-        let ttl = policy.ttl(ttl)?;
+        let ttl = policy.ttl(ttl);
         if recipient.iter().any(|address| !address.trim().is_empty()) {
             return Err(Error::validation(
                 "recipient",
                 "this server does not deliver secrets to recipients; share the link yourself",
             ));
         }
-        if let Some(domain) = share_domain.filter(|domain| !domain.is_empty())
-            && domain != self.settings.share_domain
+        if let Some(domain) = share_domain
+            && !self.is_own_domain(&domain)
         {
             return Err(Error::validation(
                 "share_domain",
-                "custom share domains are not supported; omit share_domain",
+                format!(
+                    "Unknown domain: this server shares links on {} only (custom share domains are not supported)",
+                    host_of(&self.settings.public_url)
+                ),
             ));
         }
         self.store_secret(caller, &secret, passphrase, ttl).await
@@ -260,7 +296,7 @@ impl Secrets {
     ) -> Result<Generated, Error> {
         let length = policy::password_length(input.length)?;
         let passphrase = self.settings.policy.new_passphrase(input.passphrase)?;
-        let ttl = self.settings.policy.ttl(input.ttl)?;
+        let ttl = self.settings.policy.ttl(input.ttl);
         let value = generate_password(length);
         let receipt = self.store_secret(caller, &value, passphrase, ttl).await?;
         Ok(Generated { receipt, value })
@@ -288,7 +324,6 @@ impl Secrets {
             secret_key,
             created,
             ttl: seconds(ttl),
-            share_domain: self.settings.share_domain.clone(),
             passphrase_required: passphrase_hash.is_some(),
         };
 
@@ -350,6 +385,7 @@ impl Secrets {
 
         Ok(Receipt {
             custid: body.custid,
+            receipt_url: self.receipt_url(&metadata_key),
             metadata_key,
             secret_key: Some(body.secret_key),
             ttl: body.ttl,
@@ -361,7 +397,7 @@ impl Secrets {
             received: None,
             burned: None,
             recipient: Vec::new(),
-            share_domain: body.share_domain,
+            share_domain: String::new(),
             passphrase_required: body.passphrase_required,
         })
     }
@@ -410,7 +446,7 @@ impl Secrets {
         Ok(Revealed {
             value: record.value,
             secret_key: key,
-            share_domain: self.settings.share_domain.clone(),
+            share_domain: self.settings.public_url.clone(),
         })
     }
 
@@ -460,12 +496,7 @@ impl Secrets {
         let passphrase = policy::given_passphrase(passphrase)?;
         let OpenedReceipt { body, receipt } = self.open_receipt(&metadata_key).await?;
         authorize(caller, &body.custid)?;
-        let already_gone = || {
-            Error::new(
-                ErrorKind::NotFound,
-                "the secret is no longer there: it was revealed, burned or has expired",
-            )
-        };
+        let already_gone = Error::secret_not_found;
         if receipt.state != ReceiptState::New {
             return Err(already_gone());
         }
@@ -497,9 +528,8 @@ impl Secrets {
     pub async fn recent(&self, caller: &Caller) -> Result<Vec<Receipt>, Error> {
         self.master_key_fits().await?;
         let Some(token) = caller.token() else {
-            return Err(Error::new(
-                ErrorKind::Unauthorized,
-                "recent secrets are listed for authenticated customers only",
+            return Err(Error::not_authorized(
+                "recent secrets asked for without credentials",
             ));
         };
         let owner = OwnerId::from_custid(caller.custid());
@@ -576,7 +606,8 @@ impl Secrets {
             received: stored.received,
             burned: stored.burned,
             recipient: Vec::new(),
-            share_domain: body.share_domain.clone(),
+            share_domain: String::new(),
+            receipt_url: self.receipt_url(metadata_key),
             passphrase_required: body.passphrase_required,
         };
         Ok(OpenedReceipt { body, receipt })
@@ -628,7 +659,7 @@ impl Secrets {
                 Err(Error::validation(
                     "passphrase",
                     format!(
-                        "the passphrase is wrong; {left} attempt(s) left before the secret is burned"
+                        "Incorrect passphrase; {left} attempt(s) left before the secret is burned"
                     ),
                 ))
             }
@@ -640,7 +671,7 @@ impl Secrets {
                 Err(Error::validation(
                     "passphrase",
                     format!(
-                        "the passphrase is wrong; after {max_attempts} failed attempts the secret has been burned"
+                        "Incorrect passphrase; after {max_attempts} failed attempts the secret has been burned"
                     ),
                 ))
             }

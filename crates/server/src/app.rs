@@ -166,7 +166,7 @@ impl Application {
             Settings {
                 policy,
                 keyring,
-                share_domain: public_url,
+                public_url,
             },
         ));
         match secrets.check_master_key().await {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use base64::Engine;
-use burnbox_core::{ANONYMOUS_CUSTID, Caller, Error, ErrorKind};
+use burnbox_core::{ANONYMOUS_CUSTID, Caller, Error};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -102,12 +102,11 @@ impl Authenticator {
     }
 
     fn verify(&self, authorization: &str) -> Result<Caller, Error> {
-        let wrong = || Error::new(ErrorKind::Unauthorized, "invalid credentials");
+        let wrong = || Error::not_authorized("invalid credentials");
         let (scheme, encoded) = authorization.trim().split_once(' ').ok_or_else(wrong)?;
         if !scheme.eq_ignore_ascii_case("basic") {
-            return Err(Error::new(
-                ErrorKind::Unauthorized,
-                "unsupported authorization scheme: use HTTP Basic with your customer id and API token",
+            return Err(Error::not_authorized(
+                "unsupported authorization scheme (HTTP Basic only)",
             ));
         }
         let decoded = Zeroizing::new(
@@ -185,7 +184,7 @@ mod tests {
             "Basic !!".into(),
         ] {
             let err = customer(&auth, &wrong).expect_err("refused");
-            assert_eq!(err.kind(), ErrorKind::Unauthorized, "{wrong}");
+            assert_eq!(err.kind(), burnbox_core::ErrorKind::Unauthorized, "{wrong}");
             assert!(!err.message().contains("plain-token"));
         }
     }

@@ -77,14 +77,25 @@ pub struct Config {
     #[arg(long, env = "BURNBOX_PASSPHRASE_MAX_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub passphrase_max_attempts: u32,
 
-    /// Share and generate requests per minute per caller (customer, else client address); 0: off.
+    /// Share and generate requests per minute per client address, for callers without valid
+    /// credentials (anonymous callers, and failed authentication); 0: off.
     #[arg(long, env = "BURNBOX_RATE_LIMIT_CREATE", default_value_t = 60)]
     pub rate_limit_create: u32,
 
-    /// Reveal, secret status, receipt, burn, recent and authcheck requests per minute per caller;
-    /// 0: off.
+    /// Reveal, secret status, receipt, burn, recent and authcheck requests per minute per client
+    /// address, for callers without valid credentials; 0: off.
     #[arg(long, env = "BURNBOX_RATE_LIMIT_REVEAL", default_value_t = 300)]
     pub rate_limit_reveal: u32,
+
+    /// Share and generate requests per minute per authenticated customer; 0 (the default): no
+    /// limit, as Onetime Secret lets its customers create freely (a batch job never sees a 429).
+    #[arg(long, env = "BURNBOX_CUSTOMER_RATE_LIMIT_CREATE", default_value_t = 0)]
+    pub customer_rate_limit_create: u32,
+
+    /// Reveal, secret status, receipt, burn, recent and authcheck requests per minute per
+    /// authenticated customer; 0 (the default): no limit.
+    #[arg(long, env = "BURNBOX_CUSTOMER_RATE_LIMIT_REVEAL", default_value_t = 0)]
+    pub customer_rate_limit_reveal: u32,
 
     /// Proxies whose X-Forwarded-For is believed, as a comma-separated CIDR list
     /// (e.g. `10.0.0.0/8,127.0.0.1/32`). Empty: the peer address is the client.
@@ -351,8 +362,14 @@ impl Config {
     /// The rate limits.
     pub fn rate_limits(&self) -> crate::gate::RateLimits {
         crate::gate::RateLimits {
-            create_per_minute: self.rate_limit_create,
-            reveal_per_minute: self.rate_limit_reveal,
+            anonymous: crate::gate::ClassLimits {
+                create_per_minute: self.rate_limit_create,
+                reveal_per_minute: self.rate_limit_reveal,
+            },
+            customer: crate::gate::ClassLimits {
+                create_per_minute: self.customer_rate_limit_create,
+                reveal_per_minute: self.customer_rate_limit_reveal,
+            },
         }
     }
 
@@ -454,6 +471,14 @@ impl std::fmt::Debug for Config {
             .field("passphrase_max_attempts", &self.passphrase_max_attempts)
             .field("rate_limit_create", &self.rate_limit_create)
             .field("rate_limit_reveal", &self.rate_limit_reveal)
+            .field(
+                "customer_rate_limit_create",
+                &self.customer_rate_limit_create,
+            )
+            .field(
+                "customer_rate_limit_reveal",
+                &self.customer_rate_limit_reveal,
+            )
             .field("trusted_proxies", &self.trusted_proxies)
             .field("max_secret_bytes", &self.max_secret_bytes)
             .field("default_ttl", &self.default_ttl)

@@ -123,31 +123,45 @@ impl AnonymousAccess {
         create: true,
     };
 
-    /// Whether an anonymous caller passes `access`; if not, why (for the 401's message).
+    /// Whether an anonymous caller passes `access`; if not, why (for the log: the 401 says
+    /// only `Not authorized`).
     fn check(self, access: Access) -> Result<(), &'static str> {
         match access {
             Access::Read if self.read => Ok(()),
-            Access::Read => Err(
-                "this server requires credentials: HTTP Basic with your customer id and API token",
-            ),
+            Access::Read => Err("no credentials, and anonymous use is off"),
             Access::Create if self.create => Ok(()),
-            Access::Create => Err(
-                "only customers may create secrets on this server: HTTP Basic with your customer id and API token",
-            ),
-            Access::CustomersOnly => {
-                Err("credentials required: HTTP Basic with your customer id and API token")
-            }
+            Access::Create => Err("no credentials, and anonymous creation is off"),
+            Access::CustomersOnly => Err("no credentials, and only customers may do this"),
         }
     }
 }
 
 /// Requests per minute per caller for each action class; 0 turns a limit off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RateLimits {
+pub struct ClassLimits {
     /// Limit on [`ActionClass::Create`].
     pub create_per_minute: u32,
     /// Limit on [`ActionClass::Reveal`].
     pub reveal_per_minute: u32,
+}
+
+impl ClassLimits {
+    fn of(self, class: ActionClass) -> u32 {
+        match class {
+            ActionClass::Create => self.create_per_minute,
+            ActionClass::Reveal => self.reveal_per_minute,
+        }
+    }
+}
+
+/// The limits of the two kinds of caller: those without valid credentials, counted by client
+/// address, and authenticated customers, counted by customer id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Per client address, for anonymous callers and failed authentication.
+    pub anonymous: ClassLimits,
+    /// Per customer.
+    pub customer: ClassLimits,
 }
 
 const WINDOW: Duration = Duration::from_secs(60);
@@ -197,22 +211,30 @@ impl Gate {
                 .anonymous
                 .check(operation.access())
                 .map(|()| Caller::anonymous())
-                .map_err(|why| Error::new(ErrorKind::Unauthorized, why)),
+                .map_err(Error::not_authorized),
             Err(wrong) => Err(wrong),
         };
-        let counted_as = match &authenticated {
-            Ok(caller) if !caller.is_anonymous() => format!("customer:{}", caller.custid()),
-            Ok(_) | Err(_) => format!("address:{}", self.client_address(origin)),
+        let class = operation.class();
+        let (limit, counted_as) = match &authenticated {
+            Ok(caller) if !caller.is_anonymous() => (
+                self.limits.customer.of(class),
+                format!("customer:{}", caller.custid()),
+            ),
+            Ok(_) | Err(_) => (
+                self.limits.anonymous.of(class),
+                format!("address:{}", self.client_address(origin)),
+            ),
         };
-        self.check_rate(operation.class(), &counted_as).await?;
+        self.check_rate(class, limit, &counted_as).await?;
         authenticated
     }
 
-    async fn check_rate(&self, class: ActionClass, counted_as: &str) -> Result<(), Error> {
-        let limit = match class {
-            ActionClass::Create => self.limits.create_per_minute,
-            ActionClass::Reveal => self.limits.reveal_per_minute,
-        };
+    async fn check_rate(
+        &self,
+        class: ActionClass,
+        limit: u32,
+        counted_as: &str,
+    ) -> Result<(), Error> {
         if limit == 0 {
             return Ok(());
         }
@@ -222,15 +244,10 @@ impl Gate {
             RateDecision::Limited { retry_after } => {
                 tracing::info!(class = class.name(), "rate limited");
                 self.metrics.rate_limited(class.name());
-                Err(Error::new(
-                    ErrorKind::RateLimited,
-                    format!(
-                        "too many {} requests: at most {limit} per minute; retry in {} s",
-                        class.name(),
-                        retry_after.as_secs().max(1)
-                    ),
+                Err(
+                    Error::new(ErrorKind::RateLimited, burnbox_core::RATE_LIMITED)
+                        .with_retry_after(retry_after),
                 )
-                .with_retry_after(retry_after))
             }
         }
     }
@@ -333,8 +350,14 @@ mod tests {
             anonymous,
             Arc::new(burnbox_store::MemoryStore::new()),
             RateLimits {
-                create_per_minute: 2,
-                reveal_per_minute: 0,
+                anonymous: ClassLimits {
+                    create_per_minute: 2,
+                    reveal_per_minute: 0,
+                },
+                customer: ClassLimits {
+                    create_per_minute: 0,
+                    reveal_per_minute: 0,
+                },
             },
             trusted
                 .iter()

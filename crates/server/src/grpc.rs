@@ -157,6 +157,7 @@ fn receipt_to_wire(receipt: Receipt) -> pb::Receipt {
         share_domain: receipt.share_domain,
         passphrase_required: receipt.passphrase_required,
         value: None,
+        receipt_url: receipt.receipt_url,
     }
 }
 
@@ -203,6 +204,7 @@ impl secrets_server::Secrets for GrpcSecrets {
     async fn status(&self, _request: Request<pb::StatusRequest>) -> GrpcResult<pb::StatusResponse> {
         Ok(Response::new(pb::StatusResponse {
             status: self.secrets.status().to_owned(),
+            locale: self.secrets.locale().to_owned(),
         }))
     }
 

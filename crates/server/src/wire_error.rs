@@ -90,6 +90,7 @@ pub fn report_error(transport: &'static str, err: &Error, error_id: &str) {
                 error_id,
                 message = err.message(),
                 field = err.field(),
+                why = err.detail(),
                 "request refused"
             );
         }

@@ -60,7 +60,7 @@ where
         read_body(request, body, field_names::<T>)
             .await?
             .map(Self)
-            .map_err(|err| ApiError(err).into())
+            .map_err(|err| ApiError::from(err).into())
     }
 }
 

@@ -24,17 +24,37 @@ pub struct ErrorBody {
     /// The request field at fault, for FormError.
     #[oai(skip_serializing_if_is_none)]
     pub field: Option<String>,
+    /// On a NotFound from an operation on one key (reveal, look-up, receipt, burn): the key
+    /// asked for, as Onetime Secret sends it beside `Unknown secret`.
+    #[oai(skip_serializing_if_is_none)]
+    pub secret_key: Option<String>,
     /// Quote this when reporting a problem: it finds the request in the server's logs.
     pub error_id: String,
 }
 
 /// A handler error on its way to the wire.
 #[derive(Debug)]
-pub struct ApiError(pub Error);
+pub struct ApiError {
+    error: Error,
+    /// The key the request named, echoed on a NotFound (never logged).
+    secret_key: Option<String>,
+}
 
 impl From<Error> for ApiError {
-    fn from(err: Error) -> Self {
-        Self(err)
+    fn from(error: Error) -> Self {
+        Self {
+            error,
+            secret_key: None,
+        }
+    }
+}
+
+impl ApiError {
+    /// `error` from an operation on `key`: a NotFound answer names the key, as Onetime Secret's
+    /// does (`{"message":"Unknown secret","secret_key":…}`).
+    pub fn about_key(error: Error, key: &str) -> Self {
+        let secret_key = (error.kind() == ErrorKind::NotFound).then(|| key.to_owned());
+        Self { error, secret_key }
     }
 }
 
@@ -47,6 +67,7 @@ pub(crate) fn error_body(err: &Error) -> (StatusCode, ErrorBody) {
         error: wire.error.to_owned(),
         message: err.message().to_owned(),
         field: err.field().map(str::to_owned),
+        secret_key: None,
         error_id,
     };
     (wire.http, body)
@@ -61,8 +82,9 @@ pub fn error_json(err: &Error) -> (StatusCode, String) {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let err = self.0;
-        let (status, body) = error_body(&err);
+        let err = self.error;
+        let (status, mut body) = error_body(&err);
+        body.secret_key = self.secret_key;
         let mut response = Json(body).with_status(status).into_response();
         if err.kind() == ErrorKind::Unauthorized {
             response.headers_mut().insert(
@@ -119,10 +141,11 @@ pub fn render_framework_error(err: poem::Error) -> Response {
         return err.into_response();
     }
     if let Some(late) = body_timeout(&err) {
-        return ApiError(Error::bad_request(late.to_string())).into_response();
+        return ApiError::from(Error::bad_request(late.to_string())).into_response();
     }
     let mapped = match err.status() {
-        StatusCode::NOT_FOUND => Error::new(ErrorKind::NotFound, "no such endpoint"),
+        // Onetime Secret's words for a path it does not serve.
+        StatusCode::NOT_FOUND => Error::new(ErrorKind::NotFound, "Not Found"),
         StatusCode::METHOD_NOT_ALLOWED => {
             Error::bad_request("this endpoint does not accept that HTTP method")
         }
@@ -132,7 +155,7 @@ pub fn render_framework_error(err: poem::Error) -> Response {
         }
         status => Error::internal(format!("unexpected framework error {status}: {err}")),
     };
-    ApiError(mapped).into_response()
+    ApiError::from(mapped).into_response()
 }
 
 /// The body-read deadline that `err` (a failed body read) ran into, if it did.

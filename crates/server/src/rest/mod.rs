@@ -44,9 +44,9 @@ pub struct ShareForm {
     /// A passphrase the recipient must give to reveal the secret.
     #[oai(validator(max_length = 128))]
     passphrase: Option<String>,
-    /// Seconds until the secret expires unread: from 60 to the server's BURNBOX_MAX_TTL
-    /// (30 days by default, the maximum shown).
-    #[oai(validator(minimum(value = "60"), maximum(value = "2592000")))]
+    /// Seconds until the secret expires unread (default: the server's BURNBOX_DEFAULT_TTL). A
+    /// number outside 60 to the server's BURNBOX_MAX_TTL (30 days by default) is clamped into
+    /// that range, as Onetime Secret does; the receipt's `ttl` shows the lifetime given.
     ttl: Option<IntField>,
     /// Email delivery is not supported: any non-empty value is refused (422).
     #[serde(default, deserialize_with = "one_or_many")]
@@ -62,9 +62,7 @@ pub struct GenerateForm {
     /// A passphrase the recipient must give to reveal the password.
     #[oai(validator(max_length = 128))]
     passphrase: Option<String>,
-    /// Seconds until the password expires unread: from 60 to the server's BURNBOX_MAX_TTL
-    /// (30 days by default, the maximum shown).
-    #[oai(validator(minimum(value = "60"), maximum(value = "2592000")))]
+    /// Seconds until the password expires unread, clamped as for share.
     ttl: Option<IntField>,
     /// Length of the generated password (default 12).
     #[oai(validator(minimum(value = "4"), maximum(value = "128")))]
@@ -85,7 +83,9 @@ pub struct RevealForm {
     passphrase: Option<String>,
 }
 
-/// A receipt: what a secret's creator may know about it.
+/// A receipt: what a secret's creator may know about it. Carries Onetime Secret's v0.23 names
+/// and, beside them, the names its v1 API added in v0.24 (`identifier`, `recipients`, …), with
+/// the same values.
 #[derive(Object)]
 pub struct ReceiptBody {
     /// The owner (`anon` for anonymous secrets).
@@ -95,13 +95,15 @@ pub struct ReceiptBody {
     /// The key that reveals the secret, while it is unread.
     #[oai(skip_serializing_if_is_none)]
     secret_key: Option<String>,
-    /// The secret's lifetime as shared, in seconds.
+    /// The secret's lifetime as shared, in seconds (after clamping into the allowed range).
     ttl: i64,
     /// Seconds left before this receipt expires.
     metadata_ttl: i64,
     /// Seconds left before the secret expires, while it is unread.
     #[oai(skip_serializing_if_is_none)]
     secret_ttl: Option<i64>,
+    /// The receipt page's URL.
+    metadata_url: String,
     /// new, received, burned or expired.
     state: String,
     /// Unix seconds of creation.
@@ -114,26 +116,50 @@ pub struct ReceiptBody {
     /// Unix seconds of the burn.
     #[oai(skip_serializing_if_is_none)]
     burned: Option<i64>,
-    /// Delivery addresses (always empty).
+    /// The addresses the link was emailed to, masked.
     recipient: Vec<String>,
-    /// The domain links are shared on.
+    /// A custom domain the link is shared on: always empty (this server's own domain).
     share_domain: String,
     /// Whether revealing needs a passphrase.
     passphrase_required: bool,
     /// The generated password: only in the answer to generate.
     #[oai(skip_serializing_if_is_none)]
     value: Option<String>,
+    /// Same as metadata_key (Onetime Secret v0.24's name).
+    identifier: String,
+    /// Same as secret_key, while the secret is unread (Onetime Secret v0.24's name).
+    #[oai(skip_serializing_if_is_none)]
+    secret_identifier: Option<String>,
+    /// Same as passphrase_required (Onetime Secret v0.24's name).
+    has_passphrase: bool,
+    /// Same as recipient (Onetime Secret v0.24's name).
+    recipients: Vec<String>,
+    /// Same as metadata_ttl (Onetime Secret v0.24's name).
+    receipt_ttl: i64,
+    /// Same as metadata_url (Onetime Secret v0.24's name).
+    receipt_url: String,
+    /// Same as value: only in the answer to generate (Onetime Secret v0.24's name).
+    #[oai(skip_serializing_if_is_none)]
+    secret_value: Option<String>,
 }
 
 impl From<Receipt> for ReceiptBody {
     fn from(receipt: Receipt) -> Self {
         Self {
+            identifier: receipt.metadata_key.clone(),
+            secret_identifier: receipt.secret_key.clone(),
+            has_passphrase: receipt.passphrase_required,
+            recipients: receipt.recipient.clone(),
+            receipt_ttl: receipt.metadata_ttl,
+            receipt_url: receipt.receipt_url.clone(),
+            secret_value: None,
             custid: receipt.custid,
             metadata_key: receipt.metadata_key,
             secret_key: receipt.secret_key,
             ttl: receipt.ttl,
             metadata_ttl: receipt.metadata_ttl,
             secret_ttl: receipt.secret_ttl,
+            metadata_url: receipt.receipt_url,
             state: receipt.state.as_str().to_owned(),
             created: receipt.created,
             updated: receipt.updated,
@@ -149,8 +175,10 @@ impl From<Receipt> for ReceiptBody {
 
 impl From<Generated> for ReceiptBody {
     fn from(generated: Generated) -> Self {
+        let value = generated.value.as_str().to_owned();
         Self {
-            value: Some(generated.value.as_str().to_owned()),
+            secret_value: Some(value.clone()),
+            value: Some(value),
             ..generated.receipt.into()
         }
     }
@@ -181,7 +209,7 @@ pub struct RevealBody {
     value: String,
     /// The key it was revealed with.
     secret_key: String,
-    /// The domain links are shared on.
+    /// The base URL links are shared under, with its scheme.
     share_domain: String,
 }
 
@@ -228,6 +256,17 @@ impl From<SecretStatus> for SecretStatusBody {
 pub struct StatusBody {
     /// Always `nominal` while the server answers.
     status: String,
+    /// The language of messages: always `en`.
+    locale: String,
+}
+
+impl StatusBody {
+    fn of(secrets: &Secrets) -> Self {
+        Self {
+            status: secrets.status().to_owned(),
+            locale: secrets.locale().to_owned(),
+        }
+    }
 }
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
@@ -247,8 +286,11 @@ impl RestApi {
         metadata_key: Path<String>,
     ) -> ApiResult<ReceiptBody> {
         let caller = self.gate.admit(&origin.0, Operation::Receipt).await?;
+        let receipt = self.secrets.receipt(&caller, &metadata_key.0).await;
         Ok(Json(
-            self.secrets.receipt(&caller, &metadata_key.0).await?.into(),
+            receipt
+                .map_err(|err| ApiError::about_key(err, &metadata_key.0))?
+                .into(),
         ))
     }
 
@@ -258,8 +300,11 @@ impl RestApi {
         key: Path<String>,
     ) -> ApiResult<SecretStatusBody> {
         let caller = self.gate.admit(&origin.0, Operation::SecretStatus).await?;
+        let status = self.secrets.secret_status(&caller, &key.0).await;
         Ok(Json(
-            self.secrets.secret_status(&caller, &key.0).await?.into(),
+            status
+                .map_err(|err| ApiError::about_key(err, &key.0))?
+                .into(),
         ))
     }
 }
@@ -269,18 +314,14 @@ impl RestApi {
     /// Service status (no credentials needed).
     #[oai(path = "/status", method = "get", operation_id = "status")]
     async fn status(&self) -> ApiResult<StatusBody> {
-        Ok(Json(StatusBody {
-            status: self.secrets.status().to_owned(),
-        }))
+        Ok(Json(StatusBody::of(&self.secrets)))
     }
 
     /// Check credentials: 200 with valid ones, 401 otherwise.
     #[oai(path = "/authcheck", method = "get", operation_id = "authcheck")]
     async fn authcheck(&self, origin: RequestOrigin) -> ApiResult<StatusBody> {
         self.gate.admit(&origin.0, Operation::Authcheck).await?;
-        Ok(Json(StatusBody {
-            status: self.secrets.status().to_owned(),
-        }))
+        Ok(Json(StatusBody::of(&self.secrets)))
     }
 
     /// Share a secret: store it and get the receipt with the key that reveals it.
@@ -331,10 +372,15 @@ impl RestApi {
     ) -> ApiResult<RevealBody> {
         let caller = self.gate.admit(&origin.0, Operation::Reveal).await?;
         let input = RevealInput {
-            key: key.0,
+            key: key.0.clone(),
             passphrase: form.passphrase,
         };
-        Ok(Json(self.secrets.reveal(&caller, input).await?.into()))
+        let revealed = self.secrets.reveal(&caller, input).await;
+        Ok(Json(
+            revealed
+                .map_err(|err| ApiError::about_key(err, &key.0))?
+                .into(),
+        ))
     }
 
     /// Look a secret up without revealing it: whether it is there, whether it needs a
@@ -425,10 +471,15 @@ impl RestApi {
     ) -> ApiResult<BurnBody> {
         let caller = self.gate.admit(&origin.0, Operation::Burn).await?;
         let input = BurnInput {
-            metadata_key: metadata_key.0,
+            metadata_key: metadata_key.0.clone(),
             passphrase: form.passphrase,
         };
-        Ok(Json(self.secrets.burn(&caller, input).await?.into()))
+        let burned = self.secrets.burn(&caller, input).await;
+        Ok(Json(
+            burned
+                .map_err(|err| ApiError::about_key(err, &metadata_key.0))?
+                .into(),
+        ))
     }
 }
 
