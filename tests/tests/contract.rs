@@ -104,6 +104,18 @@ const PAIRINGS: &[Pairing] = &[
 ];
 
 /// The fields of proto `message`, less those in `excluded`.
+/// The second names Onetime Secret's v1 receipts carry beside the first (v0.24's beside
+/// v0.23's), on REST only: gRPC carries each field once, under the name in the first column.
+const ONETIME_SECRET_SECOND_NAMES: &[&str] = &[
+    "identifier",        // metadata_key
+    "secret_identifier", // secret_key
+    "has_passphrase",    // passphrase_required
+    "recipients",        // recipient
+    "receipt_ttl",       // metadata_ttl
+    "metadata_url",      // receipt_url
+    "secret_value",      // value
+];
+
 fn proto_fields(
     descriptors: &FileDescriptorSet,
     message: &str,
@@ -184,9 +196,11 @@ async fn proto_and_openapi_name_the_same_operations_and_fields() {
             pairing.rpc
         );
         let (proto_response, rest_response) = pairing.response;
+        let mut rest_fields = openapi_fields(&spec, rest_response);
+        rest_fields.retain(|field| !ONETIME_SECRET_SECOND_NAMES.contains(&field.as_str()));
         assert_eq!(
             proto_fields(&descriptors, proto_response, &[]),
-            openapi_fields(&spec, rest_response),
+            rest_fields,
             "{} response",
             pairing.rpc
         );

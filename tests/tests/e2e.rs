@@ -16,6 +16,7 @@ on_both_stores! {
     passphrase_is_checked_before_the_burn,
     json_and_form_bodies_are_equivalent,
     concurrent_reveals_succeed_exactly_once,
+    out_of_range_ttls_are_clamped_on_both_transports,
 }
 
 async fn share_and_reveal_over_rest(backend: Backend) {
@@ -31,7 +32,13 @@ async fn share_and_reveal_over_rest(backend: Backend) {
     );
     assert_eq!(receipt["metadata_ttl"].as_i64(), Some(7200));
     assert_eq!(receipt["passphrase_required"], false);
-    assert_eq!(receipt["share_domain"], "https://burnbox.test");
+    // Onetime Secret's meaning: a custom domain, empty for the server's own.
+    assert_eq!(receipt["share_domain"], "");
+    let metadata_key = receipt["metadata_key"].as_str().expect("metadata_key");
+    assert_eq!(
+        receipt["metadata_url"],
+        format!("https://burnbox.test/private/{metadata_key}")
+    );
     assert_eq!(receipt["recipient"], serde_json::json!([]));
     assert_eq!(receipt["created"], receipt["updated"]);
     let key = receipt["secret_key"].as_str().expect("secret_key");
@@ -43,6 +50,45 @@ async fn share_and_reveal_over_rest(backend: Backend) {
         revealed,
         serde_json::json!({"value": "correct horse", "secret_key": key, "share_domain": "https://burnbox.test"})
     );
+}
+
+/// A ttl outside [60 s, max] is clamped, as Onetime Secret does, on both transports alike; the
+/// receipt reports the lifetime given (the harness's max TTL is the default 30 days).
+async fn out_of_range_ttls_are_clamped_on_both_transports(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let mut client = server.grpc().await;
+    for (asked, given) in [
+        (1, 60),
+        (-1, 60),
+        (0, 60),
+        (59, 60),
+        (2_592_001, 2_592_000),
+        (99_999_999, 2_592_000),
+    ] {
+        let (status, receipt) =
+            rest_share(&server, &[("secret", "s"), ("ttl", &asked.to_string())]).await;
+        assert_eq!(status, StatusCode::OK, "ttl={asked}: {receipt}");
+        assert_eq!(
+            (receipt["ttl"].as_i64(), receipt["secret_ttl"].as_i64()),
+            (Some(given), Some(given)),
+            "ttl={asked}"
+        );
+        let mut request = grpc_share_request("s");
+        request.ttl = Some(asked);
+        let receipt = client
+            .share_secret(request)
+            .await
+            .expect("share")
+            .into_inner();
+        assert_eq!(
+            (receipt.ttl, receipt.secret_ttl),
+            (given, Some(given)),
+            "ttl={asked}"
+        );
+    }
+    // A ttl that is not a number is still a field error.
+    let answer = rest_share(&server, &[("secret", "s"), ("ttl", "soon")]).await;
+    assert_rest_error(&answer, ErrorKind::Validation, Some("ttl"));
 }
 
 async fn share_and_reveal_over_grpc(backend: Backend) {
@@ -71,6 +117,7 @@ async fn share_and_reveal_over_grpc(backend: Backend) {
         .into_inner();
     assert_eq!(revealed.value, "über geheim ✓");
     assert_eq!(revealed.secret_key, key);
+    // The reveal answer's share_domain is the base URL with its scheme (Onetime Secret's).
     assert_eq!(revealed.share_domain, "https://burnbox.test");
     let status = client
         .status(burnbox_spec::v1::StatusRequest {})

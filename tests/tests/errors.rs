@@ -95,30 +95,6 @@ fn share_cases(max_secret_bytes: usize) -> Vec<ShareCase> {
             field: "secret",
         },
         ShareCase {
-            form: vec![("secret", "s".into()), ("ttl", "59".into())],
-            grpc: ShareSecretRequest {
-                ttl: Some(59),
-                ..share("s")
-            },
-            field: "ttl",
-        },
-        ShareCase {
-            form: vec![("secret", "s".into()), ("ttl", "2592001".into())],
-            grpc: ShareSecretRequest {
-                ttl: Some(2_592_001),
-                ..share("s")
-            },
-            field: "ttl",
-        },
-        ShareCase {
-            form: vec![("secret", "s".into()), ("ttl", "-1".into())],
-            grpc: ShareSecretRequest {
-                ttl: Some(-1),
-                ..share("s")
-            },
-            field: "ttl",
-        },
-        ShareCase {
             form: vec![("secret", "s".into()), ("passphrase", "p".repeat(129))],
             grpc: ShareSecretRequest {
                 passphrase: Some("p".repeat(129)),

@@ -277,12 +277,13 @@ async fn links_work_with_no_configuration() {
     let port = server.http_base.rsplit(':').next().expect("port");
     let (status, shared) = rest_share(&server, &[("secret", "zero config")]).await;
     assert_eq!(status, StatusCode::OK, "{shared}");
-    assert_eq!(shared["share_domain"], format!("http://localhost:{port}"));
-    let key = shared["secret_key"].as_str().expect("secret_key");
-    let link = format!(
-        "{}/secret/{key}",
-        shared["share_domain"].as_str().expect("domain")
+    let metadata_key = shared["metadata_key"].as_str().expect("metadata_key");
+    assert_eq!(
+        shared["metadata_url"],
+        format!("http://localhost:{port}/private/{metadata_key}")
     );
+    let key = shared["secret_key"].as_str().expect("secret_key");
+    let link = format!("http://localhost:{port}/secret/{key}");
     let (status, opened) = page(server.http.get(&link).send().await.expect("GET link")).await;
     assert_eq!(status, StatusCode::OK, "{opened}");
     assert!(
@@ -323,7 +324,10 @@ async fn only_customers_create_from_the_form_when_anonymous_creation_is_off() {
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused}");
-    assert!(refused.contains("only customers may create"), "{refused}");
+    assert!(
+        refused.contains("only customers of this server may do this"),
+        "{refused}"
+    );
 
     let (status, shared) = page(
         server

@@ -107,6 +107,7 @@ async fn customer_ids_and_client_addresses_cannot_be_found_by_guessing_key_names
         TestServer::start_with_customers(Backend::Redis(TestRedis::start_own()), |config| {
             config.rate_limit_create = 1000;
             config.rate_limit_reveal = 1000;
+            config.customer_rate_limit_create = 1000;
         })
         .await;
     let alice = basic_auth(ALICE.0, ALICE.1);
@@ -136,7 +137,7 @@ async fn key_names_depend_on_the_master_key() {
         let server =
             TestServer::start_with_customers(Backend::Redis(TestRedis::start_own()), |config| {
                 config.master_key = Some(master_key);
-                config.rate_limit_create = 1000;
+                config.customer_rate_limit_create = 1000;
             })
             .await;
         share_as(&server, Some(&basic_auth(ALICE.0, ALICE.1)), "s").await;

@@ -86,8 +86,9 @@ async fn every_operation_works_over_tls_as_the_documented_acl_user() {
             redis.url_as("burnbox", "burnbox-acl-pass-4c1d"),
             Some(redis.ca_file()),
         )(config);
-        config.rate_limit_create = 4;
-        config.rate_limit_reveal = 100;
+        // alice's shares count against the customer limit.
+        config.customer_rate_limit_create = 4;
+        config.customer_rate_limit_reveal = 100;
     })
     .await;
     assert_eq!(server.readiness().await, StatusCode::OK, "{}", redis.log());

@@ -4,7 +4,7 @@
 use burnbox_core::ErrorKind;
 use burnbox_spec::v1 as pb;
 use burnbox_tests::{
-    ALICE, Backend, TestRedis, TestServer, assert_grpc_error, assert_rest_error, basic_auth,
+    ALICE, BOB, Backend, TestRedis, TestServer, assert_grpc_error, assert_rest_error, basic_auth,
     bytes_contain, grpc_reveal_request, json_of, rest_reveal, rest_share, test_master_key,
     text_field,
 };
@@ -297,6 +297,59 @@ async fn rate_limits_are_shared_by_replicas_on_one_redis() {
             .0,
         StatusCode::OK
     );
+}
+
+/// Anonymous callers are limited per address; customers have limits of their own, off by
+/// default (as Onetime Secret lets customers create freely), so a batch job sees no 429.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customers_have_limits_of_their_own() {
+    let share_as = |server: &TestServer, authorization: Option<String>| {
+        let mut request = server.http.post(server.api("/share"));
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        let request = request.form(&[("secret", "s")]);
+        async move { json_of(request.send().await.expect("share")).await }
+    };
+    let alice = || Some(basic_auth(ALICE.0, ALICE.1));
+    let bob = || Some(basic_auth(BOB.0, BOB.1));
+
+    let server = TestServer::start_with_customers(Backend::Memory, |config| {
+        config.rate_limit_create = 2;
+    })
+    .await;
+    for _ in 0..2 {
+        assert_eq!(share_as(&server, None).await.0, StatusCode::OK);
+    }
+    let refused = share_as(&server, None).await;
+    assert_rest_error(&refused, ErrorKind::RateLimited, None);
+    assert_eq!(
+        refused.1["message"],
+        "Apologies dear citizen! You have been rate limited."
+    );
+    // A customer's batch from the same address is not counted against it, nor limited.
+    for _ in 0..25 {
+        let (status, receipt) = share_as(&server, alice()).await;
+        assert_eq!(status, StatusCode::OK, "{receipt}");
+    }
+    server.shutdown().await;
+
+    let server = TestServer::start_with_customers(Backend::Memory, |config| {
+        config.rate_limit_create = 2;
+        config.customer_rate_limit_create = 3;
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(share_as(&server, alice()).await.0, StatusCode::OK);
+    }
+    assert_rest_error(
+        &share_as(&server, alice()).await,
+        ErrorKind::RateLimited,
+        None,
+    );
+    // Each customer counts alone, and the address's anonymous budget is untouched.
+    assert_eq!(share_as(&server, bob()).await.0, StatusCode::OK);
+    assert_eq!(share_as(&server, None).await.0, StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

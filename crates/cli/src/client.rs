@@ -82,12 +82,20 @@ pub struct Receipt {
         skip_serializing_if = "Option::is_none"
     )]
     pub burned: Option<i64>,
-    /// Recipients (burnbox sends no email: always empty there).
+    /// Addresses the link was emailed to, masked.
     #[serde(default, deserialize_with = "lenient_strings")]
     pub recipient: Vec<String>,
-    /// The server's public URL, links are made from.
+    /// A custom domain the link is shared on (empty for the server's own; earlier burnbox builds
+    /// sent its public URL here).
     #[serde(default, deserialize_with = "lenient_string")]
     pub share_domain: String,
+    /// The receipt page's URL; links are made under the same base.
+    #[serde(
+        default,
+        deserialize_with = "lenient_optional_string",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub metadata_url: Option<String>,
     /// Whether a passphrase protects the secret.
     #[serde(default, deserialize_with = "lenient_bool")]
     pub passphrase_required: bool,
@@ -120,6 +128,13 @@ fn lenient_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<S
             _ => String::new(),
         },
     )
+}
+
+/// A non-empty text, or anything else as none.
+fn lenient_optional_string<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    Ok(Some(lenient_string(deserializer)?).filter(|text| !text.is_empty()))
 }
 
 /// A list of texts, or anything else as an empty list.
@@ -682,6 +697,7 @@ fn receipt_of(receipt: pb::Receipt) -> Receipt {
         burned: receipt.burned,
         recipient: receipt.recipient,
         share_domain: receipt.share_domain,
+        metadata_url: Some(receipt.receipt_url).filter(|url| !url.is_empty()),
         passphrase_required: receipt.passphrase_required,
         value: receipt.value,
         extra: BTreeMap::new(),

@@ -340,9 +340,10 @@ async fn connect(
     Client::rest(server, credentials)
 }
 
-/// The link to the receipt's secret: under the server's public URL (`share_domain`) when it
-/// sends one, else under the URL used to reach it; a bare `KEY#FRAGMENT` when neither is known
-/// (gRPC without --url), which `reveal` accepts as well.
+/// The link to the receipt's secret: under the server's public URL when it tells it (the base of
+/// the receipt page's `metadata_url`, or a URL in `share_domain`, as earlier burnbox builds sent),
+/// else under the URL used to reach it; a bare `KEY#FRAGMENT` when neither is known (gRPC
+/// without --url), which `reveal` accepts as well.
 fn link_of(
     receipt: &Receipt,
     settings: &Settings,
@@ -351,15 +352,29 @@ fn link_of(
     let key = receipt.secret_key.as_deref().ok_or_else(|| {
         CliError::Other("the server's receipt has no secret_key to make a link from".into())
     })?;
-    let share_domain = Some(receipt.share_domain.as_str())
-        .filter(|domain| domain.starts_with("https://") || domain.starts_with("http://"));
-    Ok(match share_domain.or(settings.url.as_deref()) {
-        Some(base) => link::secret_link(base, key, fragment),
-        None => match fragment {
-            Some(fragment) => format!("{key}#{fragment}"),
-            None => key.to_owned(),
+    let is_url = |text: &&str| text.starts_with("https://") || text.starts_with("http://");
+    let receipt_page_base = receipt.metadata_url.as_deref().and_then(|url| {
+        url.strip_suffix(receipt.metadata_key.as_str())?
+            .strip_suffix("/private/")
+            .or_else(|| {
+                url.strip_suffix(receipt.metadata_key.as_str())?
+                    .strip_suffix("/receipt/")
+            })
+    });
+    let share_domain = Some(receipt.share_domain.as_str()).filter(is_url);
+    Ok(
+        match receipt_page_base
+            .filter(is_url)
+            .or(share_domain)
+            .or(settings.url.as_deref())
+        {
+            Some(base) => link::secret_link(base, key, fragment),
+            None => match fragment {
+                Some(fragment) => format!("{key}#{fragment}"),
+                None => key.to_owned(),
+            },
         },
-    })
+    )
 }
 
 /// Human-readable receipt: one `field: value` line per field that has a value.

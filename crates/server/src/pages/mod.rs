@@ -153,10 +153,20 @@ struct PageError {
 /// the page shows.
 fn page_error(err: &Error) -> (StatusCode, PageError) {
     let (status, body) = error_body(err);
+    // The API's 401 says only `Not authorized` (the words Onetime Secret clients match on); a
+    // person needs to know what would let them in.
+    let message = if err.kind() == ErrorKind::Unauthorized {
+        format!(
+            "{}: only customers of this server may do this; give your customer id and API token.",
+            body.message
+        )
+    } else {
+        body.message
+    };
     (
         status,
         PageError {
-            message: body.message,
+            message,
             error_id: body.error_id,
         },
     )
