@@ -135,7 +135,10 @@ burnbox_tests::on_both_stores!(
 async fn validation_errors_match_over_both_transports(backend: Backend) {
     let server = TestServer::start(backend).await;
     let mut client = server.grpc().await;
-    for case in share_cases(65_536) {
+    // The limit the server runs with: the test configuration's own.
+    let max_secret_bytes = usize::try_from(burnbox_server::Config::for_tests().max_secret_bytes)
+        .expect("fits in memory");
+    for case in share_cases(max_secret_bytes) {
         let form: Vec<(&str, &str)> = case
             .form
             .iter()
