@@ -30,20 +30,35 @@ pub enum StartupError {
     /// The configuration is invalid (exit code 2).
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The store could not be reached.
-    #[error("cannot connect to Redis: {0}")]
-    Store(#[from] StoreError),
-    /// A listener could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    /// The store could not be reached (exit code 1).
+    #[error("{setting}: cannot connect to Redis: {source}")]
+    Store {
+        /// The setting naming the Redis that failed.
+        setting: &'static str,
+        /// Why.
+        source: StoreError,
+    },
+    /// A listener could not be bound (exit code 1).
+    #[error("{setting}: cannot listen on {addr}: {source}")]
     Bind {
+        /// The setting of the listener's address.
+        setting: &'static str,
         /// The address that failed.
         addr: SocketAddr,
         /// Why.
         source: std::io::Error,
     },
+}
+
+/// Why a running server stopped other than by a shutdown signal.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
     /// The gRPC reflection service could not be built.
     #[error("gRPC reflection: {0}")]
     Reflection(String),
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Grpc(String),
 }
 
 /// A server with its listeners bound, ready to run.
@@ -64,8 +79,12 @@ const GRPC_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Binds a listener whose connections send small writes at once: Linux passes TCP_NODELAY on
 /// to accepted sockets, and without it a gRPC answer (headers, data and trailers written apart)
 /// waited ~40 ms for a delayed ACK (seen as the p99 of burnbox-bench's gRPC reveals).
-async fn bind(addr: SocketAddr) -> Result<TcpListener, StartupError> {
-    let failed = |source| StartupError::Bind { addr, source };
+async fn bind(setting: &'static str, addr: SocketAddr) -> Result<TcpListener, StartupError> {
+    let failed = |source| StartupError::Bind {
+        setting,
+        addr,
+        source,
+    };
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()
     } else {
@@ -103,17 +122,14 @@ impl Application {
         let policy = config.policy()?;
         let max_connections = usize::try_from(config.max_connections).unwrap_or(usize::MAX);
         let caps = listener::fit_caps_to_open_file_limit(max_connections)?;
+        // Before the key: a Redis URL that is not one is the mistake to report first.
+        let topology = config.redis_topology()?;
         let (keyring, ephemeral_key) = config.keyring()?;
         let auth = Arc::new(config.authenticator()?);
         let metrics = Arc::new(Metrics::new());
-        let topology = match (&config.redis_url, config.redis_cluster_nodes.as_slice()) {
-            (Some(url), _) => Some(RedisTopology::Standalone(url.clone())),
-            (None, []) => None,
-            (None, nodes) => Some(RedisTopology::Cluster(nodes.to_vec())),
-        };
         let ca_certificates = config.redis_ca_certificates()?;
         let store: Arc<dyn SecretStore> = match topology {
-            Some(topology) => {
+            Some((setting, topology)) => {
                 let cluster = matches!(topology, RedisTopology::Cluster(_));
                 let custom_ca = ca_certificates.is_some();
                 let store = RedisStore::connect(&RedisConfig {
@@ -122,7 +138,8 @@ impl Application {
                     naming: keyring.naming_keys(),
                     ca_certificates,
                 })
-                .await?;
+                .await
+                .map_err(|source| StartupError::Store { setting, source })?;
                 tracing::info!(cluster, custom_ca, "store: Redis");
                 Arc::new(store)
             }
@@ -147,10 +164,11 @@ impl Application {
             metrics.clone(),
         ));
         // Bound first: without BURNBOX_PUBLIC_URL, links are made from its address.
-        let http = bind(config.http_addr).await?;
+        let http = bind("BURNBOX_HTTP_ADDR", config.http_addr).await?;
         let public_url = public_url(
             &config.public_url,
             http.local_addr().map_err(|source| StartupError::Bind {
+                setting: "BURNBOX_HTTP_ADDR",
                 addr: config.http_addr,
                 source,
             })?,
@@ -192,8 +210,16 @@ impl Application {
         }
         Ok(Self {
             http: Listener::new("rest", http, caps.http),
-            grpc: Listener::new("grpc", bind(config.grpc_addr).await?, caps.grpc),
-            admin: Listener::new("admin", bind(config.admin_addr).await?, caps.admin),
+            grpc: Listener::new(
+                "grpc",
+                bind("BURNBOX_GRPC_ADDR", config.grpc_addr).await?,
+                caps.grpc,
+            ),
+            admin: Listener::new(
+                "admin",
+                bind("BURNBOX_ADMIN_ADDR", config.admin_addr).await?,
+                caps.admin,
+            ),
             secrets,
             auth,
             gate,
@@ -222,7 +248,7 @@ impl Application {
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), StartupError> {
+    ) -> Result<(), ServeError> {
         let stop = CancellationToken::new();
         let grace = Duration::from_secs(self.config.shutdown_grace_seconds);
         let max_body = self.secrets.policy().max_request_bytes();
@@ -238,7 +264,7 @@ impl Application {
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         };
         let reflection_error =
-            |err: tonic_reflection::server::Error| StartupError::Reflection(err.to_string());
+            |err: tonic_reflection::server::Error| ServeError::Reflection(err.to_string());
         let reflection_v1 = reflection().build_v1().map_err(reflection_error)?;
         let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_error)?;
         let grpc_service = GrpcSecrets::new(self.secrets.clone(), self.gate.clone())
@@ -327,7 +353,7 @@ impl Application {
             Ok(false) => tracing::warn!(
                 "gRPC connections still open after the shutdown grace period: not waiting for them"
             ),
-            Err(err) => return Err(StartupError::Reflection(format!("gRPC server: {err}"))),
+            Err(err) => return Err(ServeError::Grpc(err.to_string())),
         }
         tracing::info!("stopped");
         Ok(())

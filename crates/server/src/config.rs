@@ -8,9 +8,11 @@ use base64::Engine;
 use burnbox_core::{Keyring, MasterKey, PassphraseRules, Policy};
 use clap::Parser;
 
-/// burnbox: one-time secrets over the Onetime Secret v1 REST API and gRPC.
+/// burnbox: one-time secrets. Serves the Onetime Secret v1 REST API, gRPC and web pages; a
+/// secret's first reveal returns it and destroys it. Every setting below is a flag or the
+/// BURNBOX_* environment variable shown; with none, it runs on an in-memory store.
 #[derive(Parser, Clone)]
-#[command(name = "burnbox", version, about)]
+#[command(name = "burnbox", version)]
 pub struct Config {
     /// Address of the REST listener.
     #[arg(long, env = "BURNBOX_HTTP_ADDR", default_value = "0.0.0.0:8080")]
@@ -70,7 +72,7 @@ pub struct Config {
     pub passphrase_min_length: usize,
 
     /// Whether every secret must be shared with a passphrase.
-    #[arg(long, env = "BURNBOX_PASSPHRASE_REQUIRED", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(long, env = "BURNBOX_PASSPHRASE_REQUIRED", default_value_t = false, action = clap::ArgAction::Set, value_parser = parse_switch)]
     pub passphrase_required: bool,
 
     /// Failed passphrase attempts after which a secret is burned.
@@ -110,13 +112,13 @@ pub struct Config {
     /// Whether callers without credentials may reveal and look up secrets, and share them unless
     /// BURNBOX_ALLOW_ANONYMOUS_CREATE says otherwise (false: every operation but status needs
     /// credentials).
-    #[arg(long, env = "BURNBOX_ALLOW_ANONYMOUS", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "BURNBOX_ALLOW_ANONYMOUS", default_value_t = true, action = clap::ArgAction::Set, value_parser = parse_switch)]
     pub allow_anonymous: bool,
 
     /// Whether callers without credentials may share and generate secrets; unset: as
     /// BURNBOX_ALLOW_ANONYMOUS. `false` with anonymous use on: only customers create, anyone
     /// with a link reveals.
-    #[arg(long, env = "BURNBOX_ALLOW_ANONYMOUS_CREATE", action = clap::ArgAction::Set)]
+    #[arg(long, env = "BURNBOX_ALLOW_ANONYMOUS_CREATE", action = clap::ArgAction::Set, value_parser = parse_switch)]
     pub allow_anonymous_create: Option<bool>,
 
     /// Redis Cluster: comma-separated node URLs (`redis://host:port`); any few nodes will do,
@@ -258,6 +260,15 @@ impl LogFormat {
     }
 }
 
+/// An on/off setting: `true`/`false`, `yes`/`no`, `on`/`off` or `1`/`0`, in any case.
+fn parse_switch(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Ok(true),
+        "false" | "no" | "off" | "0" => Ok(false),
+        _ => Err("expected true or false (also yes/no, on/off, 1/0)".to_owned()),
+    }
+}
+
 /// A configuration mistake, naming the setting at fault.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {setting}: {problem}")]
@@ -376,6 +387,45 @@ impl Config {
     /// The memory store's byte budget.
     pub fn memory_store_budget_bytes(&self) -> usize {
         usize::try_from(self.memory_store_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
+    }
+
+    /// The Redis to use, if any, with the setting that names it. A URL that is not `redis://` or
+    /// `rediss://` is refused here, naming the setting, before any connection is tried.
+    pub fn redis_topology(
+        &self,
+    ) -> Result<Option<(&'static str, burnbox_store::RedisTopology)>, ConfigError> {
+        let check = |setting: &'static str, url: &str| {
+            let scheme = url.split_once("://").map(|(scheme, _)| scheme);
+            if matches!(scheme, Some("redis" | "rediss")) {
+                Ok(())
+            } else {
+                Err(ConfigError {
+                    setting,
+                    problem: "must be a redis://host:port or rediss://host:port URL \
+                              (rediss for TLS; user:password@ and /db optional)"
+                        .into(),
+                })
+            }
+        };
+        match (&self.redis_url, self.redis_cluster_nodes.as_slice()) {
+            (Some(url), _) => {
+                check("BURNBOX_REDIS_URL", url)?;
+                Ok(Some((
+                    "BURNBOX_REDIS_URL",
+                    burnbox_store::RedisTopology::Standalone(url.clone()),
+                )))
+            }
+            (None, []) => Ok(None),
+            (None, nodes) => {
+                for node in nodes {
+                    check("BURNBOX_REDIS_CLUSTER_NODES", node)?;
+                }
+                Ok(Some((
+                    "BURNBOX_REDIS_CLUSTER_NODES",
+                    burnbox_store::RedisTopology::Cluster(nodes.to_vec()),
+                )))
+            }
+        }
     }
 
     /// The CA certificates of `BURNBOX_REDIS_CA_FILE` (PEM), if set: read once at startup, and

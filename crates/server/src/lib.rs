@@ -17,5 +17,5 @@ pub mod rest;
 pub mod telemetry;
 pub mod wire_error;
 
-pub use app::{Application, StartupError};
+pub use app::{Application, ServeError, StartupError};
 pub use config::{Config, ConfigError};

@@ -48,13 +48,11 @@ async fn main() -> ExitCode {
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(err) => {
+            // One line on stderr, naming the setting; not also a log line.
             eprintln!("burnbox: {err}");
-            tracing::error!(%err, "startup failed");
             return ExitCode::from(match err {
                 StartupError::Config(_) => 2,
-                StartupError::Store(_)
-                | StartupError::Bind { .. }
-                | StartupError::Reflection(_) => 1,
+                StartupError::Store { .. } | StartupError::Bind { .. } => 1,
             });
         }
     };

@@ -92,9 +92,57 @@ fn invalid_configuration_exits_2_naming_the_setting() {
             "/nonexistent/tokens",
             "BURNBOX_API_TOKENS_FILE",
         ),
+        ("BURNBOX_REDIS_URL", "http://x", "BURNBOX_REDIS_URL"),
+        (
+            "BURNBOX_REDIS_CLUSTER_NODES",
+            "redis://127.0.0.1:1,127.0.0.1:2",
+            "BURNBOX_REDIS_CLUSTER_NODES",
+        ),
     ];
     for (variable, value, setting) in cases {
         assert_config_error(burnbox().env(variable, value), setting);
+    }
+    // An on/off setting says what it accepts.
+    let output = burnbox()
+        .env("BURNBOX_ALLOW_ANONYMOUS", "perhaps")
+        .output()
+        .expect("run burnbox");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("yes/no"), "{stderr}");
+}
+
+#[test]
+fn on_off_settings_take_yes_no_on_off_and_1_0() {
+    for value in ["yes", "NO", "on", "off", "1", "0", "True"] {
+        let running = start_with_json_logs(burnbox().env("BURNBOX_ALLOW_ANONYMOUS_CREATE", value));
+        let Running { mut child, .. } = running;
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+#[test]
+fn a_port_in_use_is_one_line_naming_its_setting() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let address = taken.local_addr().expect("address").to_string();
+    for setting in [
+        "BURNBOX_HTTP_ADDR",
+        "BURNBOX_GRPC_ADDR",
+        "BURNBOX_ADMIN_ADDR",
+    ] {
+        let output = burnbox()
+            .env(setting, &address)
+            .stdout(Stdio::null())
+            .output()
+            .expect("run burnbox");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        let lines: Vec<_> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line: {stderr}");
+        assert!(
+            lines[0].contains(setting) && lines[0].contains(&address),
+            "{stderr}"
+        );
     }
 }
 
