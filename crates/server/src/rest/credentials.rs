@@ -1,6 +1,8 @@
-//! Where a REST request came from, as an extractor: the `Authorization` header (documented in the
-//! OpenAPI document as optional HTTP Basic), the peer address and `X-Forwarded-For`, handed raw to
-//! the [`Gate`](crate::gate::Gate), which decides.
+//! Where a REST request came from, as an extractor: the `Authorization` header, the peer address
+//! and `X-Forwarded-For`, handed raw to the [`Gate`](crate::gate::Gate), which decides. Two
+//! flavours differ only in what the OpenAPI document says: [`CustomerOrigin`] on the operations
+//! that need credentials (HTTP Basic, required), [`RequestOrigin`] on those that also work
+//! anonymously (no security requirement, so no lock in Swagger UI).
 
 use poem::http::header::{AUTHORIZATION, HeaderName};
 use poem::{Request, RequestBody};
@@ -14,10 +16,28 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// The name of the security scheme in the OpenAPI document.
 const SCHEME: &str = "customer_token";
 
-/// The origin of a REST request.
+/// The origin of a REST request to an operation that works with or without credentials.
 pub struct RequestOrigin(pub Origin);
 
 impl<'a> ApiExtractor<'a> for RequestOrigin {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::PoemExtractor];
+
+    type ParamType = ();
+    type ParamRawType = ();
+
+    async fn from_request(
+        request: &'a Request,
+        _body: &mut RequestBody,
+        _options: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        Ok(Self(origin_of(request)))
+    }
+}
+
+/// The origin of a REST request to an operation only customers may call.
+pub struct CustomerOrigin(pub Origin);
+
+impl<'a> ApiExtractor<'a> for CustomerOrigin {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
 
     type ParamType = ();
@@ -29,8 +49,10 @@ impl<'a> ApiExtractor<'a> for RequestOrigin {
             MetaSecurityScheme {
                 ty: "http",
                 description: Some(
-                    "HTTP Basic: username = customer id, password = API token. Optional unless the \
-                     server disables anonymous use; receipts of a customer need that customer's credentials.",
+                    "HTTP Basic: username = customer id, password = API token. Required by \
+                     authcheck and recent. The other operations work without it unless the server \
+                     disables anonymous use, and take it when sent (a customer's secrets and \
+                     receipts need it): send it with `curl -u custid:token`.",
                 ),
                 name: None,
                 key_in: None,
@@ -44,10 +66,6 @@ impl<'a> ApiExtractor<'a> for RequestOrigin {
 
     fn security_schemes() -> Vec<&'static str> {
         vec![SCHEME]
-    }
-
-    fn has_security_fallback() -> bool {
-        true
     }
 
     async fn from_request(

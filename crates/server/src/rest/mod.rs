@@ -22,7 +22,7 @@ use sha2::Digest;
 
 pub(crate) use body::read_body;
 pub use body::{BodyLimit, FormOrJson, IntField};
-pub use credentials::{RequestOrigin, origin_of};
+pub use credentials::{CustomerOrigin, RequestOrigin, origin_of};
 pub(crate) use error::error_body;
 pub use error::{ApiError, ErrorBody, error_json, render_framework_error};
 
@@ -309,24 +309,58 @@ impl RestApi {
     }
 }
 
+/// The groups of operations in the OpenAPI document and Swagger UI.
+#[derive(poem_openapi::Tags)]
+enum Tag {
+    /// Sharing and revealing secrets.
+    Secrets,
+    /// What a secret's creator may know and do afterwards.
+    Receipts,
+    /// The service itself.
+    Service,
+}
+
 #[OpenApi(prefix_path = "/api/v1")]
 impl RestApi {
-    /// Service status (no credentials needed).
-    #[oai(path = "/status", method = "get", operation_id = "status")]
+    /// Service status
+    ///
+    /// Always `nominal` while the server answers, and the language of its messages. Needs no
+    /// credentials and is not rate limited.
+    #[oai(
+        path = "/status",
+        method = "get",
+        operation_id = "status",
+        tag = "Tag::Service"
+    )]
     async fn status(&self) -> ApiResult<StatusBody> {
         Ok(Json(StatusBody::of(&self.secrets)))
     }
 
-    /// Check credentials: 200 with valid ones, 401 otherwise.
-    #[oai(path = "/authcheck", method = "get", operation_id = "authcheck")]
-    async fn authcheck(&self, origin: RequestOrigin) -> ApiResult<StatusBody> {
+    /// Check credentials
+    ///
+    /// 200 with valid customer credentials, 401 otherwise.
+    #[oai(
+        path = "/authcheck",
+        method = "get",
+        operation_id = "authcheck",
+        tag = "Tag::Service"
+    )]
+    async fn authcheck(&self, origin: CustomerOrigin) -> ApiResult<StatusBody> {
         self.gate.admit(&origin.0, Operation::Authcheck).await?;
         Ok(Json(StatusBody::of(&self.secrets)))
     }
 
-    /// Share a secret: store it and get the receipt with the key that reveals it.
-    /// Also served at `/create`.
-    #[oai(path = "/share", method = "post", operation_id = "share")]
+    /// Share a secret
+    ///
+    /// Stores the secret and answers its receipt, with the `secret_key` that reveals it. Also
+    /// served at `/create`. Works without credentials unless the server allows only customers to
+    /// create; a customer's HTTP Basic credentials make the secret theirs.
+    #[oai(
+        path = "/share",
+        method = "post",
+        operation_id = "share",
+        tag = "Tag::Secrets"
+    )]
     async fn share(
         &self,
         origin: RequestOrigin,
@@ -343,8 +377,15 @@ impl RestApi {
         Ok(Json(self.secrets.share(&caller, input).await?.into()))
     }
 
-    /// Generate a password and share it: the receipt plus `value`, shown in this answer only.
-    #[oai(path = "/generate", method = "post", operation_id = "generate")]
+    /// Generate a password and share it
+    ///
+    /// Answers the receipt plus `value`, the password, shown in this answer only.
+    #[oai(
+        path = "/generate",
+        method = "post",
+        operation_id = "generate",
+        tag = "Tag::Secrets"
+    )]
     async fn generate(
         &self,
         origin: RequestOrigin,
@@ -362,8 +403,16 @@ impl RestApi {
         Ok(Json(self.secrets.generate(&caller, input).await?.into()))
     }
 
-    /// Reveal a secret: returns its value once and destroys it.
-    #[oai(path = "/secret/:key", method = "post", operation_id = "reveal")]
+    /// Reveal a secret
+    ///
+    /// Answers its value once and destroys it: any later reveal is a 404. A protected secret
+    /// needs its `passphrase`.
+    #[oai(
+        path = "/secret/:key",
+        method = "post",
+        operation_id = "reveal",
+        tag = "Tag::Secrets"
+    )]
     async fn reveal(
         &self,
         origin: RequestOrigin,
@@ -383,14 +432,16 @@ impl RestApi {
         ))
     }
 
-    /// Look a secret up without revealing it: whether it is there, whether it needs a
-    /// passphrase, and how long it has left. Nothing is burned and no passphrase attempt is
-    /// counted; a secret a reveal would not find is the same 404. Also served at
-    /// `GET /secret/{key}`.
+    /// Look a secret up without revealing it
+    ///
+    /// Whether it is there, whether it needs a passphrase, and how long it has left. Nothing is
+    /// burned and no passphrase attempt is counted; a secret a reveal would not find is the same
+    /// 404. Also served at `GET /secret/{key}`.
     #[oai(
         path = "/secret/:key/status",
         method = "get",
-        operation_id = "secret_status"
+        operation_id = "secret_status",
+        tag = "Tag::Secrets"
     )]
     async fn secret_status(
         &self,
@@ -416,22 +467,32 @@ impl RestApi {
         self.do_secret_status(origin, key).await
     }
 
+    /// List your recent receipts
+    ///
     /// The caller's receipts of the last 30 days, newest first, without secret keys
-    /// (authenticated customers only). Also served at `/receipt/recent` and `/metadata/recent`.
-    #[oai(path = "/private/recent", method = "get", operation_id = "recent")]
-    async fn recent(&self, origin: RequestOrigin) -> ApiResult<Vec<ReceiptBody>> {
+    /// (customers only). Also served at `/receipt/recent` and `/metadata/recent`.
+    #[oai(
+        path = "/private/recent",
+        method = "get",
+        operation_id = "recent",
+        tag = "Tag::Receipts"
+    )]
+    async fn recent(&self, origin: CustomerOrigin) -> ApiResult<Vec<ReceiptBody>> {
         let caller = self.gate.admit(&origin.0, Operation::Recent).await?;
         let receipts = self.secrets.recent(&caller).await?;
         Ok(Json(receipts.into_iter().map(ReceiptBody::from).collect()))
     }
 
-    /// A secret's receipt: state `new` until it is revealed (then `received`, without the secret
-    /// key), `burned` or `expired`. Also served with GET, and at `/receipt/{key}` and
-    /// `/metadata/{key}` (GET or POST).
+    /// Read a receipt
+    ///
+    /// State `new` until the secret is revealed (then `received`, without the secret key),
+    /// `burned` or `expired`. Also served with GET, and at `/receipt/{key}` and
+    /// `/metadata/{key}` (GET or POST). A customer's receipt needs that customer's credentials.
     #[oai(
         path = "/private/:metadata_key",
         method = "post",
-        operation_id = "receipt"
+        operation_id = "receipt",
+        tag = "Tag::Receipts"
     )]
     async fn receipt(
         &self,
@@ -456,12 +517,15 @@ impl RestApi {
         self.do_receipt(origin, metadata_key).await
     }
 
-    /// Burn an unread secret through its receipt (a protected secret needs its passphrase).
-    /// Also served at `/receipt/{key}/burn` and `/metadata/{key}/burn`.
+    /// Burn an unread secret
+    ///
+    /// Destroys the secret through its receipt (a protected secret needs its passphrase). Also
+    /// served at `/receipt/{key}/burn` and `/metadata/{key}/burn`.
     #[oai(
         path = "/private/:metadata_key/burn",
         method = "post",
-        operation_id = "burn"
+        operation_id = "burn",
+        tag = "Tag::Receipts"
     )]
     async fn burn(
         &self,
