@@ -47,9 +47,14 @@ pub fn error_type_recorded() -> bool {
         .unwrap_or(false)
 }
 
-/// The trace id of the request being served (outside a request: none).
-pub fn request_trace_id() -> Option<String> {
-    REQUEST.try_with(|request| request.trace_id.clone()).ok()
+/// The trace id of the request being served, if there is one: its exported span's when spans
+/// go to OpenTelemetry, else the one kept in the request scope.
+pub fn current_trace_id() -> Option<String> {
+    if telemetry::is_exporting() {
+        telemetry::trace_id_of(&tracing::Span::current())
+    } else {
+        REQUEST.try_with(|request| request.trace_id.clone()).ok()
+    }
 }
 
 /// Runs `serve` in a request scope; returns its result and the recorded error type.
@@ -175,7 +180,7 @@ impl<E: Endpoint> Endpoint for ObserveRest<E> {
             url.scheme = "http",
             trace_id = Empty,
         );
-        let trace_id = telemetry::request_trace_id(&span, request.headers());
+        let trace_id = telemetry::join_or_start_trace(&span, request.headers());
         let started = Instant::now();
         let (result, error_type) =
             in_request_scope(trace_id, self.inner.call(request).instrument(span.clone())).await;
@@ -291,7 +296,7 @@ where
             rpc.grpc.status_code = Empty,
             trace_id = Empty,
         );
-        let trace_id = telemetry::request_trace_id(&span, request.headers());
+        let trace_id = telemetry::join_or_start_trace(&span, request.headers());
         Box::pin(async move {
             let started = Instant::now();
             let (result, error_type) =

@@ -209,7 +209,7 @@ static EXPORTING: AtomicBool = AtomicBool::new(false);
 /// The trace a request belongs to: the caller's (W3C `traceparent` in `headers`), else a new
 /// one. When spans are exported, `span` becomes a child of the caller's span. The trace id is
 /// recorded in the span's `trace_id` field, so every log line of the request carries it.
-pub fn request_trace_id(span: &tracing::Span, headers: &http::HeaderMap) -> String {
+pub fn join_or_start_trace(span: &tracing::Span, headers: &http::HeaderMap) -> String {
     let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
     let caller = parent.span().span_context().clone();
     let trace_id = if EXPORTING.load(Ordering::Relaxed) {
@@ -229,7 +229,8 @@ pub fn request_trace_id(span: &tracing::Span, headers: &http::HeaderMap) -> Stri
     trace_id
 }
 
-fn trace_id_of(span: &tracing::Span) -> Option<String> {
+/// The trace id of `span` as exported to OpenTelemetry, if it has one.
+pub fn trace_id_of(span: &tracing::Span) -> Option<String> {
     let context = span.context();
     let span_context = context.span().span_context().clone();
     span_context
@@ -237,11 +238,7 @@ fn trace_id_of(span: &tracing::Span) -> Option<String> {
         .then(|| span_context.trace_id().to_string())
 }
 
-/// The trace id of the request being served, if there is one.
-pub fn current_trace_id() -> Option<String> {
-    if EXPORTING.load(Ordering::Relaxed) {
-        trace_id_of(&tracing::Span::current())
-    } else {
-        crate::observe::request_trace_id()
-    }
+/// Whether spans go to OpenTelemetry (an exporter is configured).
+pub fn is_exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
 }

@@ -47,7 +47,7 @@ pub fn wire_error(kind: ErrorKind) -> WireError {
 /// The id of an error: the request's trace id, so a report from a user leads to the trace and
 /// the log lines of that request (a random id of the same shape outside any trace).
 pub fn new_error_id() -> String {
-    crate::telemetry::current_trace_id().unwrap_or_else(|| {
+    crate::observe::current_trace_id().unwrap_or_else(|| {
         let bytes: [u8; 16] = rand::random();
         bytes.iter().map(|byte| format!("{byte:02x}")).collect()
     })

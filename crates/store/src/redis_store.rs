@@ -435,8 +435,9 @@ fn now_micros() -> i64 {
         })
 }
 
-/// Distinguishes requests counted in the same microsecond (by this or another process).
-fn rand_member() -> u64 {
+/// A member unique to this request among those counted in the same microsecond: the process id
+/// and a counter (not random: unique is all a sliding-window member needs).
+fn unique_member() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     u64::from(std::process::id()) << 32 | (COUNTER.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff)
@@ -450,7 +451,7 @@ fn seconds_to_micros(seconds: i64) -> i64 {
 const PROTECTED: u8 = 1;
 const END_TO_END: u8 = 2;
 
-fn encode_record(record: SecretRecord) -> Vec<u8> {
+fn record_to_bytes(record: SecretRecord) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(record.sealed.len() + 1);
     let flags = if record.protected { PROTECTED } else { 0 }
         | if record.end_to_end { END_TO_END } else { 0 };
@@ -468,7 +469,7 @@ fn decode_flags(flags: u8) -> Result<(bool, bool), StoreError> {
     Ok((flags & PROTECTED != 0, flags & END_TO_END != 0))
 }
 
-fn decode_record(bytes: Vec<u8>) -> Result<SecretRecord, StoreError> {
+fn record_from_bytes(bytes: Vec<u8>) -> Result<SecretRecord, StoreError> {
     let Some((&flags, sealed)) = bytes.split_first() else {
         return Err(StoreError::Internal("malformed secret record".into()));
     };
@@ -560,7 +561,7 @@ impl SecretStore for RedisStore {
         secret
             .cmd("SET")
             .arg(keys.record())
-            .arg(encode_record(new.record))
+            .arg(record_to_bytes(new.record))
             .arg("PX")
             .arg(millis(new.secret_ttl))
             .ignore()
@@ -622,7 +623,7 @@ impl SecretStore for RedisStore {
         match self.run_take(id, "unprotected", at).await? {
             None => Ok(Take::Missing),
             Some((kind, bytes)) => {
-                let record = decode_record(bytes)?;
+                let record = record_from_bytes(bytes)?;
                 match kind.as_str() {
                     "taken" => Ok(Take::Taken(record)),
                     "protected" => Ok(Take::Protected(record)),
@@ -642,7 +643,7 @@ impl SecretStore for RedisStore {
     ) -> Result<Option<SecretRecord>, StoreError> {
         self.run_take(id, "any", at)
             .await?
-            .map(|(_, bytes)| decode_record(bytes))
+            .map(|(_, bytes)| record_from_bytes(bytes))
             .transpose()
     }
 
@@ -653,7 +654,7 @@ impl SecretStore for RedisStore {
             .get(SecretKeys::of(id).record())
             .await
             .map_err(classify)?;
-        bytes.map(decode_record).transpose()
+        bytes.map(record_from_bytes).transpose()
     }
 
     #[tracing::instrument(name = "redis inspect", skip_all, fields(otel.name = "PIPELINE", otel.kind = "client", db.system = "redis", db.operation.name = "PIPELINE"))]
@@ -728,7 +729,7 @@ impl SecretStore for RedisStore {
         window: Duration,
     ) -> Result<RateDecision, StoreError> {
         let mut connection = self.connection.clone();
-        let member = format!("{}-{}", now_micros(), rand_member());
+        let member = format!("{}-{}", now_micros(), unique_member());
         let wait_ms: u64 = self
             .rate_limit_script
             .key(rate_key(&self.naming.current, key))
