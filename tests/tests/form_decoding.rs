@@ -5,7 +5,9 @@
 //! a Content-Type is sniffed, and a body field wins over the same query field.
 
 use burnbox_core::ErrorKind;
-use burnbox_tests::{Backend, TestServer, assert_rest_error, json_of, on_both_stores, rest_share};
+use burnbox_tests::{
+    Backend, TestServer, assert_rest_error, captured_logs, json_of, on_both_stores, rest_share,
+};
 use reqwest::StatusCode;
 
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -330,3 +332,53 @@ on_both_stores!(
     body_fields_win_over_query_fields,
     reveal_with_the_passphrase_in_the_query,
 );
+
+/// A secret and passphrase sent in the query string reach no log line, even at TRACE: the URL
+/// is logged by route template only. (The capture is process-wide: the other tests of this
+/// binary log into it too, which only widens the search.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_parameters_never_reach_the_logs() {
+    let captured = captured_logs();
+    let server = TestServer::start(Backend::redis()).await;
+    let (secret, passphrase) = ("query-leak-probe-value-51c9", "query-leak-probe-pass-7d2e");
+    let (status, receipt) = post_bare(
+        &server,
+        &format!("/share?secret={secret}&passphrase={passphrase}"),
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{receipt}");
+    let key = receipt["secret_key"].as_str().expect("key");
+    // Refusals that read the query: a repeated field, bytes that are not UTF-8.
+    let answer = post_bare(
+        &server,
+        &format!("/share?secret={secret}&secret={secret}"),
+        "",
+    )
+    .await;
+    assert_rest_error(&answer, ErrorKind::BadRequest, None);
+    let answer = post_bare(&server, &format!("/share?secret={secret}%FF"), "").await;
+    assert_rest_error(&answer, ErrorKind::BadRequest, None);
+    let (status, body) = post_bare(
+        &server,
+        &format!("/secret/{key}?passphrase={passphrase}"),
+        "",
+    )
+    .await;
+    assert_eq!(
+        (status, body["value"].as_str()),
+        (StatusCode::OK, Some(secret)),
+        "{body}"
+    );
+    server.shutdown().await;
+
+    let logs = captured.text();
+    assert!(
+        logs.contains("secret revealed") && logs.contains("TRACE"),
+        "the capture holds trace logs"
+    );
+    for needle in [secret, passphrase] {
+        let line = logs.lines().find(|line| line.contains(needle));
+        assert!(line.is_none(), "{needle:?} appears in the logs: {line:?}");
+    }
+}
