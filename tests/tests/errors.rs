@@ -254,7 +254,8 @@ async fn framework_errors_use_the_documented_body() {
         ),
         (
             http.post(server.api("/share"))
-                .body("secret=no-content-type"),
+                // No Content-Type: sniffed as JSON (it starts with `{`), and not valid JSON.
+                .body("{secret=no-content-type"),
             ErrorKind::BadRequest,
         ),
     ];
