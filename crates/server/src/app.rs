@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use burnbox_core::{MasterKeyCheck, Secrets, Settings};
+use burnbox_core::{LinkMailer, MasterKeyCheck, Secrets, Settings};
 use burnbox_spec::v1::secrets_server::SecretsServer;
 use burnbox_store::{MemoryStore, RedisConfig, RedisStore, RedisTopology, SecretStore, StoreError};
 use poem::EndpointExt;
@@ -104,6 +104,10 @@ impl Application {
         let max_connections = usize::try_from(config.max_connections).unwrap_or(usize::MAX);
         let caps = listener::fit_caps_to_open_file_limit(max_connections)?;
         let (keyring, ephemeral_key) = config.keyring()?;
+        let mailer = config.mailer()?.map(|mailer| {
+            tracing::info!(?mailer, "email: secret links are sent to share recipients");
+            Arc::new(mailer) as Arc<dyn LinkMailer>
+        });
         let auth = Arc::new(config.authenticator()?);
         let metrics = Arc::new(Metrics::new());
         let topology = match (&config.redis_url, config.redis_cluster_nodes.as_slice()) {
@@ -167,6 +171,7 @@ impl Application {
                 policy,
                 keyring,
                 public_url,
+                mailer,
             },
         ));
         match secrets.check_master_key().await {
