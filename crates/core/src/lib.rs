@@ -8,6 +8,7 @@ mod error;
 #[cfg(test)]
 mod fuzz;
 mod keys;
+mod mail;
 mod model;
 mod passphrase;
 mod policy;
@@ -17,6 +18,7 @@ pub use burnbox_e2e as end_to_end;
 pub use crypto::{Keyring, MasterKey};
 pub use error::{Error, ErrorKind, NOT_AUTHORIZED, RATE_LIMITED, UNKNOWN_SECRET};
 pub use keys::KEY_LENGTH;
+pub use mail::{ACCOUNT_REQUIRED, LinkMailer, MailError, NOT_EMAILED, UNDELIVERABLE};
 pub use model::{
     ANONYMOUS_CUSTID, BurnInput, Burned, Caller, GenerateInput, Generated, Receipt, ReceiptState,
     RevealInput, Revealed, SecretStatus, ShareInput,

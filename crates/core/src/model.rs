@@ -71,7 +71,8 @@ pub struct ShareInput {
     /// Seconds until the secret expires unread (default from the policy; clamped into the
     /// policy's range).
     pub ttl: Option<i64>,
-    /// Addresses to deliver the link to (not supported: must be empty).
+    /// The address to email the link to: at most one, for customers only, and only when the
+    /// server sends mail (empty strings are ignored).
     pub recipient: Vec<String>,
     /// The domain links are shared on: empty, or this server's own host or public URL
     /// (custom domains are not supported).
@@ -199,7 +200,7 @@ pub struct Receipt {
     pub received: Option<i64>,
     /// Unix seconds of the burn.
     pub burned: Option<i64>,
-    /// Delivery addresses (always empty: delivery is not supported).
+    /// The address the link was emailed to, masked (`al***@e***.com`); empty when none was.
     pub recipient: Vec<String>,
     /// The custom domain links are shared on: always empty, as in Onetime Secret's receipts
     /// for a server's own domain (custom domains are not supported).

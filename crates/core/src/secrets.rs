@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 
 use crate::crypto::{Keyring, Purpose, WhichKey};
 use crate::keys::{generate_key, generate_password, is_well_formed};
+use crate::mail::{self, LinkMailer, NOT_EMAILED};
 use crate::model::{
     ANONYMOUS_CUSTID, BurnInput, Burned, Caller, GenerateInput, Generated, Receipt, ReceiptState,
     RevealInput, Revealed, SecretStatus, ShareInput,
@@ -31,6 +32,9 @@ pub struct Settings {
     /// The base URL links are made with (`https://host[:port]`, no trailing slash): secret
     /// links, receipt links, and the reveal answer's `share_domain`.
     pub public_url: String,
+    /// Emails secret links to a share's `recipient`; `None`: this server sends no mail, and a
+    /// share with a recipient is refused.
+    pub mailer: Option<Arc<dyn LinkMailer>>,
 }
 
 /// The one-time secret service, transport-free.
@@ -52,6 +56,10 @@ struct ReceiptBody {
     created: i64,
     ttl: i64,
     passphrase_required: bool,
+    /// The address the link was emailed to, masked: the address itself is never stored.
+    /// Receipts written before there was email delivery have none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    recipient: Vec<String>,
 }
 
 /// The host (with its port, if any) of a base URL: `https://burnbox.test:8443/x` gives
@@ -267,12 +275,7 @@ impl Secrets {
         let secret = policy.secret(secret)?;
         let passphrase = policy.new_passphrase(passphrase)?;
         let ttl = policy.ttl(ttl);
-        if recipient.iter().any(|address| !address.trim().is_empty()) {
-            return Err(Error::validation(
-                "recipient",
-                "this server does not deliver secrets to recipients; share the link yourself",
-            ));
-        }
+        let recipient = mail::recipient(caller, recipient, self.settings.mailer.is_some())?;
         if let Some(domain) = share_domain
             && !self.is_own_domain(&domain)
         {
@@ -284,7 +287,51 @@ impl Secrets {
                 ),
             ));
         }
-        self.store_secret(caller, &secret, passphrase, ttl).await
+        let masked = recipient.iter().map(mail::mask).collect();
+        let receipt = self
+            .store_secret(caller, &secret, passphrase, ttl, masked)
+            .await?;
+        if let (Some(address), Some(mailer)) = (recipient, &self.settings.mailer) {
+            self.email_link(mailer.as_ref(), &address, &receipt).await?;
+        }
+        Ok(receipt)
+    }
+
+    /// Emails the link of the secret just stored under `receipt`. When that fails the secret is
+    /// burned at once: nobody was sent its link, and the share answer that holds it is an
+    /// error, so it could never be revealed anyway; burned, it is not kept for nothing either.
+    async fn email_link(
+        &self,
+        mailer: &dyn LinkMailer,
+        address: &lettre::Address,
+        receipt: &Receipt,
+    ) -> Result<(), Error> {
+        let Some(secret_key) = receipt.secret_key.as_deref() else {
+            return Err(Error::internal("a new receipt has no secret key"));
+        };
+        let link = self.secret_url(secret_key);
+        let Err(err) = mailer
+            .send_link(address.as_ref(), &link, receipt.passphrase_required)
+            .await
+        else {
+            tracing::info!("secret link emailed");
+            return Ok(());
+        };
+        // The mailer's error names neither the address nor the link.
+        tracing::warn!(error = %err, "the secret link could not be emailed: burning the secret");
+        match self
+            .store
+            .burn(&SecretId::from_secret_key(secret_key), now())
+            .await
+        {
+            Ok(_) => {}
+            // Still unreachable (its link went nowhere); it expires with its ttl.
+            Err(err) => tracing::error!(
+                error = %err,
+                "the secret whose link could not be emailed could not be burned"
+            ),
+        }
+        Err(Error::new(ErrorKind::Unavailable, NOT_EMAILED))
     }
 
     /// Generates a password, stores it as a secret and returns the receipt with the password.
@@ -298,7 +345,9 @@ impl Secrets {
         let passphrase = self.settings.policy.new_passphrase(input.passphrase)?;
         let ttl = self.settings.policy.ttl(input.ttl);
         let value = generate_password(length);
-        let receipt = self.store_secret(caller, &value, passphrase, ttl).await?;
+        let receipt = self
+            .store_secret(caller, &value, passphrase, ttl, Vec::new())
+            .await?;
         Ok(Generated { receipt, value })
     }
 
@@ -308,6 +357,7 @@ impl Secrets {
         secret: &str,
         passphrase: Option<Zeroizing<String>>,
         ttl: Duration,
+        recipient: Vec<String>,
     ) -> Result<Receipt, Error> {
         self.master_key_fits().await?;
         let passphrase_hash = match passphrase {
@@ -325,6 +375,7 @@ impl Secrets {
             created,
             ttl: seconds(ttl),
             passphrase_required: passphrase_hash.is_some(),
+            recipient,
         };
 
         let keyring = &self.settings.keyring;
@@ -396,7 +447,7 @@ impl Secrets {
             updated: created,
             received: None,
             burned: None,
-            recipient: Vec::new(),
+            recipient: body.recipient,
             share_domain: String::new(),
             passphrase_required: body.passphrase_required,
         })
@@ -605,7 +656,7 @@ impl Secrets {
             updated: stored.updated,
             received: stored.received,
             burned: stored.burned,
-            recipient: Vec::new(),
+            recipient: body.recipient.clone(),
             share_domain: String::new(),
             receipt_url: self.receipt_url(metadata_key),
             passphrase_required: body.passphrase_required,
@@ -692,6 +743,16 @@ mod tests {
         assert_eq!(opened.value.as_str(), "the value");
         let bare = decode_record(&encode_record(None, "v").expect("encode")).expect("decode");
         assert_eq!((bare.passphrase_hash, bare.value.as_str()), (None, "v"));
+    }
+
+    #[test]
+    fn receipts_written_before_email_delivery_have_no_recipient() {
+        let old = br#"{"custid":"anon","secret_key":"k","created":1,"ttl":60,"passphrase_required":false}"#;
+        let body: ReceiptBody = serde_json::from_slice(old).expect("an old receipt reads");
+        assert!(body.recipient.is_empty());
+        // And one without a recipient is written as before.
+        let written = serde_json::to_string(&body).expect("encode");
+        assert!(!written.contains("recipient"), "{written}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use burnbox_core::{MasterKeyCheck, Secrets, Settings};
+use burnbox_core::{LinkMailer, MasterKeyCheck, Secrets, Settings};
 use burnbox_spec::v1::secrets_server::SecretsServer;
 use burnbox_store::{MemoryStore, RedisConfig, RedisStore, RedisTopology, SecretStore, StoreError};
 use poem::EndpointExt;
@@ -125,6 +125,10 @@ impl Application {
         // Before the key: a Redis URL that is not one is the mistake to report first.
         let topology = config.redis_topology()?;
         let (keyring, ephemeral_key) = config.keyring()?;
+        let mailer = config.mailer()?.map(|mailer| {
+            tracing::info!(?mailer, "email: secret links are sent to share recipients");
+            Arc::new(mailer) as Arc<dyn LinkMailer>
+        });
         let auth = Arc::new(config.authenticator()?);
         let metrics = Arc::new(Metrics::new());
         let ca_certificates = config.redis_ca_certificates()?;
@@ -185,6 +189,7 @@ impl Application {
                 policy,
                 keyring,
                 public_url,
+                mailer,
             },
         ));
         match secrets.check_master_key().await {

@@ -136,6 +136,17 @@ pub struct Config {
     #[arg(long, env = "BURNBOX_REDIS_CA_FILE")]
     pub redis_ca_file: Option<std::path::PathBuf>,
 
+    /// SMTP server that emails secret links to a share's `recipient` (customers only):
+    /// `smtp://[user:password@]host:port` (plain), `smtp://...?tls=required` (STARTTLS) or
+    /// `smtps://host:port` (TLS). Unset: no email, and a share with a recipient is refused.
+    #[arg(long, env = "BURNBOX_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// The From address of link emails (`burnbox@example.com` or `Burnbox <burnbox@example.com>`);
+    /// required with BURNBOX_SMTP_URL.
+    #[arg(long, env = "BURNBOX_SMTP_FROM")]
+    pub smtp_from: Option<String>,
+
     /// OTLP endpoint for traces (`http://collector:4318` for http/protobuf, `http://collector:4317`
     /// for grpc). Unset: no export.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
@@ -365,6 +376,30 @@ impl Config {
         }
     }
 
+    /// The mailer of secret links, when BURNBOX_SMTP_URL is set (blank counts as unset).
+    pub fn mailer(&self) -> Result<Option<crate::mail::SmtpMailer>, ConfigError> {
+        let Some(url) = self
+            .smtp_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+        else {
+            return Ok(None);
+        };
+        let Some(from) = self
+            .smtp_from
+            .as_deref()
+            .filter(|from| !from.trim().is_empty())
+        else {
+            return Err(ConfigError {
+                setting: "BURNBOX_SMTP_FROM",
+                problem: "required with BURNBOX_SMTP_URL: the address link emails are sent from"
+                    .into(),
+            });
+        };
+        crate::mail::SmtpMailer::new(url, from).map(Some)
+    }
+
     /// Whether a Redis store (standalone or cluster) is configured.
     pub fn uses_redis(&self) -> bool {
         self.redis_url.is_some() || !self.redis_cluster_nodes.is_empty()
@@ -504,6 +539,8 @@ impl std::fmt::Debug for Config {
             .field("redis_cluster_nodes", &self.redis_cluster_nodes.len())
             .field("memory_store_mib", &self.memory_store_mib)
             .field("redis_ca_file", &self.redis_ca_file)
+            .field("smtp", &self.smtp_url.as_ref().map(|_| "configured"))
+            .field("smtp_from", &self.smtp_from)
             .field(
                 "otel_exporter_otlp_endpoint",
                 &self.otel_exporter_otlp_endpoint,

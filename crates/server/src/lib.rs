@@ -9,6 +9,7 @@ pub mod config;
 pub mod gate;
 pub mod grpc;
 pub mod listener;
+pub mod mail;
 pub mod metered_store;
 pub mod metrics;
 pub mod observe;

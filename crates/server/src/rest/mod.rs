@@ -48,9 +48,11 @@ pub struct ShareForm {
     /// number outside 60 to the server's BURNBOX_MAX_TTL (30 days by default) is clamped into
     /// that range, as Onetime Secret does; the receipt's `ttl` shows the lifetime given.
     ttl: Option<IntField>,
-    /// Email delivery is not supported: any non-empty value is refused (422).
+    /// An email address to send the secret's link to (never the secret): customers only, one
+    /// address, and only when the server has BURNBOX_SMTP_URL; otherwise 422. Empty values are
+    /// ignored. The receipt lists the address masked (`al***@e***.com`).
     #[serde(default, deserialize_with = "one_or_many")]
-    #[oai(default, validator(max_items = 0))]
+    #[oai(default)]
     recipient: Vec<String>,
     /// Only the server's own share domain is accepted.
     share_domain: Option<String>,
