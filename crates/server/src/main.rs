@@ -7,7 +7,7 @@ use clap::Parser;
 use clap::error::{ContextKind, ErrorKind};
 
 /// mimalloc: glibc's allocator spent a fifth of a reveal's CPU in malloc and its arena locks
-/// under load (measured with perf; see README "Performance").
+/// under load (measured with perf; see docs/performance.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
