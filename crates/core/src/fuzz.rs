@@ -8,7 +8,7 @@ use crate::keys::{KEY_LENGTH, generate_key, is_well_formed};
 use crate::policy::{
     MAX_PASSPHRASE_CHARS, MIN_TTL_SECONDS, Policy, given_passphrase, password_length,
 };
-use crate::secrets::{decode_record, encode_record};
+use crate::secrets::{decode_record_plaintext, encode_record_plaintext};
 
 fn policy() -> Policy {
     Policy::new(3600, 86_400, 1024).expect("valid policy")
@@ -53,15 +53,15 @@ proptest! {
 
     #[test]
     fn records_round_trip(hash in proptest::option::of("[ -~]{1,200}"), value in ".{0,300}") {
-        let plain = encode_record(hash.as_deref(), &value).expect("encodes");
-        let opened = decode_record(&plain).expect("decodes");
+        let plain = encode_record_plaintext(hash.as_deref(), &value).expect("encodes");
+        let opened = decode_record_plaintext(&plain).expect("decodes");
         prop_assert_eq!(opened.passphrase_hash, hash);
         prop_assert_eq!(opened.value.as_str(), value.as_str());
     }
 
     #[test]
     fn arbitrary_records_and_blobs_are_errors_not_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
-        let _ = decode_record(&bytes);
+        let _ = decode_record_plaintext(&bytes);
         let keyring = Keyring::new(MasterKey::generate(), None);
         prop_assert!(keyring.open(Purpose::Record, "key", &[0; 32], &bytes).is_err());
     }

@@ -50,7 +50,7 @@ const RECORD_V1: u8 = 1;
 
 /// The receipt fields fixed at share time, sealed under the metadata key.
 #[derive(Serialize, Deserialize)]
-struct ReceiptBody {
+struct SealedReceiptFields {
     custid: String,
     secret_key: String,
     created: i64,
@@ -87,7 +87,7 @@ fn seconds_left(duration: Duration) -> i64 {
     seconds(duration) + i64::from(duration.subsec_nanos() > 0)
 }
 
-pub(crate) fn encode_record(
+pub(crate) fn encode_record_plaintext(
     passphrase_hash: Option<&str>,
     value: &str,
 ) -> Result<Zeroizing<Vec<u8>>, Error> {
@@ -108,7 +108,7 @@ pub(crate) struct OpenedRecord {
     pub(crate) value: Zeroizing<String>,
 }
 
-pub(crate) fn decode_record(plain: &[u8]) -> Result<OpenedRecord, Error> {
+pub(crate) fn decode_record_plaintext(plain: &[u8]) -> Result<OpenedRecord, Error> {
     let malformed = || Error::internal("secret record is malformed");
     let (&RECORD_V1, rest) = plain.split_first().ok_or_else(malformed)? else {
         return Err(malformed());
@@ -162,7 +162,7 @@ fn authorize(caller: &Caller, owner: &str) -> Result<(), Error> {
 
 /// A receipt read from the store and opened.
 struct OpenedReceipt {
-    body: ReceiptBody,
+    body: SealedReceiptFields,
     receipt: Receipt,
 }
 
@@ -369,7 +369,7 @@ impl Secrets {
         let secret_id = SecretId::from_secret_key(&secret_key);
         let created = now();
         let receipt_ttl = ttl * 2;
-        let body = ReceiptBody {
+        let body = SealedReceiptFields {
             custid: caller.custid().to_owned(),
             secret_key,
             created,
@@ -379,7 +379,7 @@ impl Secrets {
         };
 
         let keyring = &self.settings.keyring;
-        let record_plain = encode_record(passphrase_hash.as_deref(), secret)?;
+        let record_plain = encode_record_plaintext(passphrase_hash.as_deref(), secret)?;
         let record = SecretRecord {
             protected: passphrase_hash.is_some(),
             end_to_end: crate::end_to_end::is_end_to_end(secret),
@@ -635,7 +635,7 @@ impl Secrets {
             stored.secret_id.as_bytes(),
             &stored.sealed,
         )?;
-        let body: ReceiptBody = serde_json::from_slice(&plain)
+        let body: SealedReceiptFields = serde_json::from_slice(&plain)
             .map_err(|err| Error::internal(format!("receipt decoding: {err}")))?;
         let state = match (stored.state, stored.secret_ttl) {
             (StoredState::New, Some(_)) => ReceiptState::New,
@@ -676,7 +676,7 @@ impl Secrets {
             secret_id.as_bytes(),
             &record.sealed,
         )?;
-        decode_record(&plain)
+        decode_record_plaintext(&plain)
     }
 
     /// Verifies a passphrase against the stored hash. A wrong one counts as a failed attempt;
@@ -737,18 +737,19 @@ mod tests {
 
     #[test]
     fn record_layout_round_trips() {
-        let plain = encode_record(Some("$argon2id$hash"), "the value").expect("encode");
-        let opened = decode_record(&plain).expect("decode");
+        let plain = encode_record_plaintext(Some("$argon2id$hash"), "the value").expect("encode");
+        let opened = decode_record_plaintext(&plain).expect("decode");
         assert_eq!(opened.passphrase_hash.as_deref(), Some("$argon2id$hash"));
         assert_eq!(opened.value.as_str(), "the value");
-        let bare = decode_record(&encode_record(None, "v").expect("encode")).expect("decode");
+        let bare = decode_record_plaintext(&encode_record_plaintext(None, "v").expect("encode"))
+            .expect("decode");
         assert_eq!((bare.passphrase_hash, bare.value.as_str()), (None, "v"));
     }
 
     #[test]
     fn receipts_written_before_email_delivery_have_no_recipient() {
         let old = br#"{"custid":"anon","secret_key":"k","created":1,"ttl":60,"passphrase_required":false}"#;
-        let body: ReceiptBody = serde_json::from_slice(old).expect("an old receipt reads");
+        let body: SealedReceiptFields = serde_json::from_slice(old).expect("an old receipt reads");
         assert!(body.recipient.is_empty());
         // And one without a recipient is written as before.
         let written = serde_json::to_string(&body).expect("encode");
@@ -757,11 +758,14 @@ mod tests {
 
     #[test]
     fn truncated_records_are_errors_not_panics() {
-        let plain = encode_record(Some("hash"), "v").expect("encode");
+        let plain = encode_record_plaintext(Some("hash"), "v").expect("encode");
         for len in 0..plain.len() - 1 {
             if len != 7 {
                 // Length 7 is "hash" with an empty value: a valid record.
-                assert!(decode_record(&plain[..len]).is_err(), "length {len}");
+                assert!(
+                    decode_record_plaintext(&plain[..len]).is_err(),
+                    "length {len}"
+                );
             }
         }
     }

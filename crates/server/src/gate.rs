@@ -30,15 +30,16 @@ pub struct Origin {
 pub enum ActionClass {
     /// Storing secrets: share, generate.
     Create,
-    /// Everything that reads: reveal, secret status, receipt, burn, recent, authcheck.
-    Reveal,
+    /// Everything else: reveal, secret status, receipt, burn, recent, authcheck. Its limits are
+    /// the `*_REVEAL` settings and its label is `reveal`, the most common of them.
+    Read,
 }
 
 impl ActionClass {
     fn name(self) -> &'static str {
         match self {
             Self::Create => "create",
-            Self::Reveal => "reveal",
+            Self::Read => "reveal",
         }
     }
 }
@@ -102,7 +103,7 @@ impl Operation {
             | Self::SecretStatus
             | Self::Receipt
             | Self::Burn
-            | Self::Recent => ActionClass::Reveal,
+            | Self::Recent => ActionClass::Read,
         }
     }
 }
@@ -141,7 +142,7 @@ impl AnonymousAccess {
 pub struct ClassLimits {
     /// Limit on [`ActionClass::Create`].
     pub create_per_minute: u32,
-    /// Limit on [`ActionClass::Reveal`].
+    /// Limit on [`ActionClass::Read`].
     pub reveal_per_minute: u32,
 }
 
@@ -149,7 +150,7 @@ impl ClassLimits {
     fn of(self, class: ActionClass) -> u32 {
         match class {
             ActionClass::Create => self.create_per_minute,
-            ActionClass::Reveal => self.reveal_per_minute,
+            ActionClass::Read => self.reveal_per_minute,
         }
     }
 }
