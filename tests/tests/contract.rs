@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use burnbox_server::operations::{OPERATIONS, Operation};
 use burnbox_tests::{Backend, TestServer};
 use prost::Message;
 use prost_types::FileDescriptorSet;
@@ -36,68 +37,56 @@ async fn served_openapi_equals_the_checked_in_file() {
     );
 }
 
-/// Each gRPC method with the REST operation it mirrors and the schemas of their bodies.
+/// Each operation served on both transports (its gRPC method and REST operation id come from
+/// the operations table) with the schemas of its bodies.
 struct Pairing {
-    rpc: &'static str,
-    operation_id: &'static str,
+    operation: Operation,
     request: (&'static str, Option<&'static str>),
     response: (&'static str, &'static str),
 }
-
-/// REST operations without a gRPC twin: authcheck exists for Onetime Secret clients; a gRPC
-/// caller learns whether its credentials work from any call.
-const REST_ONLY: &[&str] = &["authcheck"];
 
 /// REST carries some request fields outside the body: the keys are in the path.
 const PATH_FIELDS: &[&str] = &["key", "metadata_key"];
 
 const PAIRINGS: &[Pairing] = &[
     Pairing {
-        rpc: "Status",
-        operation_id: "status",
+        operation: Operation::Status,
         request: ("StatusRequest", None),
         response: ("StatusResponse", "StatusBody"),
     },
     Pairing {
-        rpc: "ShareSecret",
-        operation_id: "share",
+        operation: Operation::Share,
         request: ("ShareSecretRequest", Some("ShareForm")),
         response: ("Receipt", "ReceiptBody"),
     },
     Pairing {
-        rpc: "GenerateSecret",
-        operation_id: "generate",
+        operation: Operation::Generate,
         request: ("GenerateSecretRequest", Some("GenerateForm")),
         response: ("Receipt", "ReceiptBody"),
     },
     Pairing {
-        rpc: "RevealSecret",
-        operation_id: "reveal",
+        operation: Operation::Reveal,
         request: ("RevealSecretRequest", Some("RevealForm")),
         response: ("RevealSecretResponse", "RevealBody"),
     },
     Pairing {
-        rpc: "GetSecretStatus",
-        operation_id: "secret_status",
+        operation: Operation::SecretStatus,
         request: ("GetSecretStatusRequest", None),
         response: ("SecretStatus", "SecretStatusBody"),
     },
     Pairing {
-        rpc: "GetReceipt",
-        operation_id: "receipt",
+        operation: Operation::Receipt,
         request: ("GetReceiptRequest", None),
         response: ("Receipt", "ReceiptBody"),
     },
     Pairing {
-        rpc: "BurnSecret",
-        operation_id: "burn",
+        operation: Operation::Burn,
         request: ("BurnSecretRequest", Some("BurnForm")),
         response: ("BurnSecretResponse", "BurnBody"),
     },
     // REST answers recent with a bare array of receipts (as Onetime Secret does); gRPC wraps it.
     Pairing {
-        rpc: "ListRecentReceipts",
-        operation_id: "recent",
+        operation: Operation::Recent,
         request: ("ListRecentReceiptsRequest", None),
         response: ("Receipt", "ReceiptBody"),
     },
@@ -162,9 +151,14 @@ async fn proto_and_openapi_name_the_same_operations_and_fields() {
         .iter()
         .map(|method| method.name().to_owned())
         .collect();
+    let in_table: BTreeSet<_> = OPERATIONS
+        .iter()
+        .filter_map(|row| row.grpc_method.map(str::to_owned))
+        .collect();
+    assert_eq!(rpcs, in_table, "every rpc is in the operations table");
     let paired: BTreeSet<_> = PAIRINGS
         .iter()
-        .map(|pairing| pairing.rpc.to_owned())
+        .filter_map(|pairing| pairing.operation.row().grpc_method.map(str::to_owned))
         .collect();
     assert_eq!(rpcs, paired, "every rpc is paired with a REST operation");
     assert_eq!(
@@ -179,12 +173,19 @@ async fn proto_and_openapi_name_the_same_operations_and_fields() {
         .flat_map(|item| item.as_object().expect("path item").values())
         .filter_map(|operation| operation["operationId"].as_str().map(str::to_owned))
         .collect();
-    for pairing in PAIRINGS {
-        assert!(
-            operation_ids.contains(pairing.operation_id),
-            "REST lacks {}",
-            pairing.operation_id
+    // Each row's documented route serves the operation under the row's name (authcheck exists
+    // for Onetime Secret clients only: a gRPC caller learns whether its credentials work from
+    // any call).
+    for row in &OPERATIONS {
+        let (method, path) = row.rest;
+        assert_eq!(
+            spec["paths"][path][method.to_lowercase()]["operationId"].as_str(),
+            Some(row.name),
+            "{method} {path}"
         );
+    }
+    for pairing in PAIRINGS {
+        let rpc = pairing.operation.row().grpc_method.expect("a gRPC method");
         let (proto_request, rest_request) = pairing.request;
         let expected: BTreeSet<String> = rest_request
             .map(|schema| openapi_fields(&spec, schema))
@@ -192,8 +193,7 @@ async fn proto_and_openapi_name_the_same_operations_and_fields() {
         assert_eq!(
             proto_fields(&descriptors, proto_request, PATH_FIELDS),
             expected,
-            "{} request",
-            pairing.rpc
+            "{rpc} request"
         );
         let (proto_response, rest_response) = pairing.response;
         let mut rest_fields = openapi_fields(&spec, rest_response);
@@ -201,19 +201,12 @@ async fn proto_and_openapi_name_the_same_operations_and_fields() {
         assert_eq!(
             proto_fields(&descriptors, proto_response, &[]),
             rest_fields,
-            "{} response",
-            pairing.rpc
+            "{rpc} response"
         );
     }
-    let rest_operations: BTreeSet<_> = PAIRINGS
-        .iter()
-        .map(|pairing| pairing.operation_id)
-        .chain(REST_ONLY.iter().copied())
-        .map(str::to_owned)
-        .collect();
-    let extra: Vec<_> = operation_ids.difference(&rest_operations).collect();
-    assert!(
-        extra.is_empty(),
-        "REST operations without a gRPC twin: {extra:?}"
+    let in_table: BTreeSet<_> = OPERATIONS.iter().map(|row| row.name.to_owned()).collect();
+    assert_eq!(
+        operation_ids, in_table,
+        "REST serves the table's operations"
     );
 }

@@ -85,7 +85,8 @@ async fn undecodable_messages_are_bad_requests_with_an_error_id() {
     }
 
     let metrics = server.metrics_text().await;
-    let line = r#"burnbox_requests_total{operation="RevealSecret",outcome="BadRequest",transport="grpc"} 5"#;
+    let line =
+        r#"burnbox_requests_total{operation="reveal",outcome="BadRequest",transport="grpc"} 5"#;
     assert!(metrics.contains(line), "no {line} in\n{metrics}");
     assert!(!metrics.contains(r#"outcome="InternalError""#), "{metrics}");
 }

@@ -95,15 +95,15 @@ async fn metrics_count_requests_secrets_store_and_limits() {
             1.0,
         ),
         (
-            r#"burnbox_requests_total{operation="RevealSecret",outcome="NotFound",transport="grpc"}"#,
+            r#"burnbox_requests_total{operation="reveal",outcome="NotFound",transport="grpc"}"#,
             1.0,
         ),
         (
-            r#"burnbox_requests_total{operation="RevealSecret",outcome="ok",transport="grpc"}"#,
+            r#"burnbox_requests_total{operation="reveal",outcome="ok",transport="grpc"}"#,
             1.0,
         ),
         (
-            r#"burnbox_requests_total{operation="BurnSecret",outcome="ok",transport="grpc"}"#,
+            r#"burnbox_requests_total{operation="burn",outcome="ok",transport="grpc"}"#,
             1.0,
         ),
         (
@@ -142,4 +142,84 @@ async fn metrics_count_requests_secrets_store_and_limits() {
         ) == Some(1.0),
         "{text}"
     );
+}
+
+/// Every operation of the table, called on each transport that serves it (REST route, gRPC
+/// method, each page), is counted under its one name, with the transport apart; and the table's
+/// routes are the served ones (a route that answered with another name would fail here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_operation_has_one_name_on_every_transport() {
+    use burnbox_server::operations::{GRPC_SERVICE, OPERATIONS};
+
+    let server = TestServer::start(Backend::Memory).await;
+    let grpc = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .no_proxy()
+        .build()
+        .expect("HTTP/2 client");
+    // Keys that name nothing: the answer may be a refusal; the name it is counted under may not.
+    let concrete = |template: &str| {
+        template
+            .replace("{key}", "nosuchkey")
+            .replace("{metadata_key}", "nosuchreceipt")
+    };
+    let mut expected = Vec::new();
+    for row in &OPERATIONS {
+        let (method, path) = row.rest;
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let url = format!("{}{}", server.http_base, concrete(path));
+        server
+            .http
+            .request(method, url)
+            .send()
+            .await
+            .expect("REST answers");
+        expected.push(("rest", row.name));
+        for (method, path) in row.pages {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+            let url = format!("{}{}", server.http_base, concrete(path));
+            server
+                .http
+                .request(method, url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .send()
+                .await
+                .expect("the page answers");
+            expected.push(("page", row.name));
+        }
+        if let Some(method) = row.grpc_method {
+            // An empty message: every request field at its default.
+            let response = grpc
+                .post(format!(
+                    "http://{}/{GRPC_SERVICE}/{method}",
+                    server.grpc_addr
+                ))
+                .header("content-type", "application/grpc")
+                .header("te", "trailers")
+                .body(vec![0u8; 5])
+                .send()
+                .await
+                .expect("gRPC answers");
+            assert_eq!(response.status(), StatusCode::OK, "{method}");
+            expected.push(("grpc", row.name));
+        }
+    }
+
+    let text = metrics(&server).await;
+    for (transport, name) in expected {
+        let series = format!(
+            r#"burnbox_request_duration_seconds_count{{operation="{name}",transport="{transport}"}}"#
+        );
+        let count = sample(&text, &series).unwrap_or_else(|| panic!("no {series} in\n{text}"));
+        assert!(count >= 1.0, "{series} {count}");
+    }
+    for line in text
+        .lines()
+        .filter(|line| line.starts_with("burnbox_request_duration_seconds_count"))
+    {
+        assert!(
+            !line.contains(r#"operation="unknown""#),
+            "a table route was not recognised: {line}"
+        );
+    }
 }

@@ -218,6 +218,11 @@ async fn spans_join_the_callers_trace_with_semantic_attributes() {
         attribute(rest, "http.response.status_code").as_deref(),
         Some("200")
     );
+    // The operation's one name, the same on both transports.
+    assert_eq!(
+        attribute(rest, "burnbox.operation").as_deref(),
+        Some("reveal")
+    );
     let core = spans
         .iter()
         .find(|span| span.name == "secrets.reveal" && hex(&span.trace_id) == REST_TRACE)
@@ -255,6 +260,10 @@ async fn spans_join_the_callers_trace_with_semantic_attributes() {
     assert_eq!(
         attribute(grpc, "rpc.grpc.status_code").as_deref(),
         Some("0")
+    );
+    assert_eq!(
+        attribute(grpc, "burnbox.operation").as_deref(),
+        Some("reveal")
     );
 
     let failed = spans

@@ -13,6 +13,7 @@ use ipnet::IpNet;
 
 use crate::auth::Authenticator;
 use crate::metrics::Metrics;
+use crate::operations::{Access, ActionClass, Operation};
 
 /// Where a request came from, as its transport saw it.
 #[derive(Debug, Default)]
@@ -23,89 +24,6 @@ pub struct Origin {
     pub peer: Option<IpAddr>,
     /// The raw `X-Forwarded-For` value, honoured only when the peer is a trusted proxy.
     pub forwarded_for: Option<String>,
-}
-
-/// The kinds of operation that are rate limited separately.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ActionClass {
-    /// Storing secrets: share, generate.
-    Create,
-    /// Everything else: reveal, secret status, receipt, burn, recent, authcheck. Its limits are
-    /// the `*_REVEAL` settings and its label is `reveal`, the most common of them.
-    Read,
-}
-
-impl ActionClass {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Create => "create",
-            Self::Read => "reveal",
-        }
-    }
-}
-
-/// Who may pass.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Access {
-    /// Customers, and anonymous callers unless anonymous use is off
-    /// ([`AnonymousAccess::read`]).
-    Read,
-    /// Customers, and anonymous callers if anonymous creation is on
-    /// ([`AnonymousAccess::create`]).
-    Create,
-    /// Authenticated customers only.
-    CustomersOnly,
-}
-
-/// Every operation that passes the gate (all but the service status, which is open to anyone
-/// and not counted), with its access rule and rate class: the one place both transports take
-/// them from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Operation {
-    /// Checking credentials.
-    Authcheck,
-    /// Sharing a secret.
-    Share,
-    /// Generating a password and sharing it.
-    Generate,
-    /// Revealing a secret.
-    Reveal,
-    /// Looking a secret up without revealing it.
-    SecretStatus,
-    /// Reading a receipt.
-    Receipt,
-    /// Burning a secret through its receipt.
-    Burn,
-    /// Listing the caller's recent receipts.
-    Recent,
-}
-
-impl Operation {
-    /// Who may call it. A recipient holds a link, not credentials: revealing and looking up a
-    /// secret follow anonymous use, creating follows anonymous creation, so a server can let only
-    /// its customers create while anyone with a link reads.
-    pub fn access(self) -> Access {
-        match self {
-            Self::Share | Self::Generate => Access::Create,
-            Self::Reveal | Self::SecretStatus | Self::Receipt | Self::Burn | Self::Recent => {
-                Access::Read
-            }
-            Self::Authcheck => Access::CustomersOnly,
-        }
-    }
-
-    /// The rate limit it counts against.
-    pub fn class(self) -> ActionClass {
-        match self {
-            Self::Share | Self::Generate => ActionClass::Create,
-            Self::Authcheck
-            | Self::Reveal
-            | Self::SecretStatus
-            | Self::Receipt
-            | Self::Burn
-            | Self::Recent => ActionClass::Read,
-        }
-    }
 }
 
 /// What callers without credentials may do.
@@ -128,6 +46,7 @@ impl AnonymousAccess {
     /// only `Not authorized`).
     fn check(self, access: Access) -> Result<(), &'static str> {
         match access {
+            Access::Anyone => Ok(()),
             Access::Read if self.read => Ok(()),
             Access::Read => Err("no credentials, and anonymous use is off"),
             Access::Create if self.create => Ok(()),
@@ -203,7 +122,7 @@ impl Gate {
     }
 
     /// Authenticates the request, checks that its caller may call `operation`, and counts it
-    /// against the caller's limit for the operation's class. Refused and failed authentication
+    /// against the caller's limit for the operation's class (both from [`Operation::row`]). Refused and failed authentication
     /// count against the client address, so guessing tokens is rate limited too.
     pub async fn admit(&self, origin: &Origin, operation: Operation) -> Result<Caller, Error> {
         let authenticated = match self.auth.identify(origin.authorization.as_deref()) {
@@ -215,7 +134,9 @@ impl Gate {
                 .map_err(Error::not_authorized),
             Err(wrong) => Err(wrong),
         };
-        let class = operation.class();
+        let Some(class) = operation.class() else {
+            return authenticated;
+        };
         let (limit, counted_as) = match &authenticated {
             Ok(caller) if !caller.is_anonymous() => (
                 self.limits.customer.of(class),
@@ -340,6 +261,7 @@ pub fn join_header_lines<'a>(lines: impl Iterator<Item = &'a [u8]>) -> Option<St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::operations::OPERATIONS;
 
     fn gate(trusted: &[&str]) -> Gate {
         gate_with(trusted, AnonymousAccess::OPEN)
@@ -537,21 +459,12 @@ mod tests {
 
     #[tokio::test]
     async fn anonymous_callers_pass_by_each_operations_rule() {
-        const ALL: [Operation; 8] = [
-            Operation::Authcheck,
-            Operation::Share,
-            Operation::Generate,
-            Operation::Reveal,
-            Operation::SecretStatus,
-            Operation::Receipt,
-            Operation::Burn,
-            Operation::Recent,
-        ];
         for read in [true, false] {
             for create in [true, false] {
                 let gate = gate_with(&[], AnonymousAccess { read, create });
-                for operation in ALL {
+                for operation in OPERATIONS.iter().map(|row| row.operation) {
                     let expected = match operation {
+                        Operation::Status => true,
                         Operation::Authcheck => false,
                         Operation::Share | Operation::Generate => create,
                         Operation::Reveal

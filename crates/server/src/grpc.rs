@@ -11,7 +11,8 @@ use burnbox_core::{
 use burnbox_spec::v1::{self as pb, secrets_server};
 use tonic::{Request, Response, Status};
 
-use crate::gate::{Gate, Operation, Origin, join_header_lines};
+use crate::gate::{Gate, Origin, join_header_lines};
+use crate::operations::Operation;
 use crate::wire_error::{to_grpc_status, to_grpc_status_with_code};
 
 /// Renders tonic's own refusals through the error table. tonic refuses some requests itself,

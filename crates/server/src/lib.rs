@@ -13,6 +13,7 @@ pub mod mail;
 pub mod metered_store;
 pub mod metrics;
 pub mod observe;
+pub mod operations;
 pub mod pages;
 pub mod rest;
 pub mod telemetry;

@@ -2,7 +2,8 @@
 //! OpenTelemetry's semantic conventions (REST: `http.request.method`, `http.route` as the route
 //! template, never the concrete key, `http.response.status_code`; gRPC: `rpc.system`,
 //! `rpc.service`, `rpc.method`, `rpc.grpc.status_code`), joins the caller's trace, and is the
-//! parent of the core operation and Redis spans beneath it.
+//! parent of the core operation and Redis spans beneath it. Metrics and spans name the operation
+//! by its one name from [`crate::operations`] (`burnbox.operation`), whatever the transport.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -21,6 +22,7 @@ use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::metrics::Metrics;
+use crate::operations::{GRPC_SERVICE, Operation};
 use crate::telemetry;
 
 /// What the middleware and the code beneath share about the request being served.
@@ -78,18 +80,9 @@ async fn in_request_scope<T>(
 /// caller invents, it lands in this one series, so no caller can grow `/metrics` or memory.
 pub const UNKNOWN_OPERATION: &str = "unknown";
 
-/// Every gRPC method this server serves, as (service, method). Metrics labels and span
-/// attributes take their values only from here (or [`UNKNOWN_OPERATION`]), never from the path
-/// a caller sent.
-pub const GRPC_METHODS: &[(&str, &str)] = &[
-    ("burnbox.v1.Secrets", "Status"),
-    ("burnbox.v1.Secrets", "ShareSecret"),
-    ("burnbox.v1.Secrets", "GenerateSecret"),
-    ("burnbox.v1.Secrets", "RevealSecret"),
-    ("burnbox.v1.Secrets", "GetSecretStatus"),
-    ("burnbox.v1.Secrets", "GetReceipt"),
-    ("burnbox.v1.Secrets", "BurnSecret"),
-    ("burnbox.v1.Secrets", "ListRecentReceipts"),
+/// The gRPC methods served beside the operations (health and reflection), as (service, method).
+/// They are labelled by method name.
+const INFRASTRUCTURE_GRPC_METHODS: &[(&str, &str)] = &[
     ("grpc.health.v1.Health", "Check"),
     ("grpc.health.v1.Health", "Watch"),
     (
@@ -102,14 +95,51 @@ pub const GRPC_METHODS: &[(&str, &str)] = &[
     ),
 ];
 
-/// The served (service, method) a gRPC request path names, or `None` for any other path.
-fn known_grpc_method(path: &str) -> Option<(&'static str, &'static str)> {
-    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
-    GRPC_METHODS
-        .iter()
-        .copied()
-        .find(|&(known_service, known_method)| known_service == service && known_method == method)
+/// A gRPC request path this server serves, as span attributes and metrics label take it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GrpcMethod {
+    /// `rpc.service`.
+    pub service: &'static str,
+    /// `rpc.method`.
+    pub method: &'static str,
+    /// The `operation` label: the operation's one name, or the method's for health and
+    /// reflection.
+    pub label: &'static str,
 }
+
+/// The served method `service`/`method` names, or `None` for any other. Metrics labels and span
+/// attributes take their values only from here (or [`UNKNOWN_OPERATION`]), never from the path
+/// a caller sent.
+pub fn served_grpc_method(service: &str, method: &str) -> Option<GrpcMethod> {
+    if service == GRPC_SERVICE {
+        let operation = Operation::of_grpc_method(method)?;
+        let row = operation.row();
+        return Some(GrpcMethod {
+            service: GRPC_SERVICE,
+            method: row.grpc_method?,
+            label: row.name,
+        });
+    }
+    INFRASTRUCTURE_GRPC_METHODS
+        .iter()
+        .find(|&&(known_service, known_method)| known_service == service && known_method == method)
+        .map(|&(service, method)| GrpcMethod {
+            service,
+            method,
+            label: method,
+        })
+}
+
+/// The served method a gRPC request path (`/service/method`) names, or `None` for any other.
+fn known_grpc_method(path: &str) -> Option<GrpcMethod> {
+    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+    served_grpc_method(service, method)
+}
+
+/// Marks a response as a web page's, and names the operation it performed (or the page, for
+/// pages that perform none): the middleware counts it under `transport="page"`.
+#[derive(Clone, Copy, Debug)]
+pub struct PageRequest(pub &'static str);
 
 /// The request method as OpenTelemetry's HTTP conventions name it: one of the standard
 /// methods, or `_OTHER` for any method a caller invents.
@@ -178,6 +208,7 @@ impl<E: Endpoint> Endpoint for ObserveRest<E> {
             http.route = Empty,
             http.response.status_code = Empty,
             url.scheme = "http",
+            burnbox.operation = Empty,
             trace_id = Empty,
         );
         let trace_id = telemetry::join_or_start_trace(&span, request.headers());
@@ -188,18 +219,26 @@ impl<E: Endpoint> Endpoint for ObserveRest<E> {
 
         let status = response.status();
         span.record("http.response.status_code", status.as_u16());
-        let operation = response
-            .data::<OperationId>()
-            .map_or(UNKNOWN_OPERATION, |id| id.0);
+        let (transport, operation, parameter_names) = match response.data::<PageRequest>() {
+            Some(&PageRequest(page)) => ("page", page, &[][..]),
+            None => {
+                let id = response.data::<OperationId>().map(|id| id.0);
+                let operation = id
+                    .and_then(Operation::named)
+                    .map_or(UNKNOWN_OPERATION, Operation::name);
+                let names = id
+                    .and_then(|id| self.path_parameters.get(id))
+                    .map_or(&[][..], Vec::as_slice);
+                ("rest", operation, names)
+            }
+        };
+        span.record("burnbox.operation", operation);
         // The route only names the span: skip building it when nothing records the span.
         if let Some(PathPattern(pattern)) = response
             .data::<PathPattern>()
             .filter(|_| !span.is_disabled())
         {
-            let names = self
-                .path_parameters
-                .get(operation)
-                .map_or(&[][..], Vec::as_slice);
+            let names = parameter_names;
             let route = route_template(pattern, names);
             // The span started before routing knew the route: rename it now.
             span.context()
@@ -212,7 +251,7 @@ impl<E: Endpoint> Endpoint for ObserveRest<E> {
         }
         let outcome = error_type.unwrap_or(if status.is_success() { "ok" } else { "error" });
         self.metrics
-            .request("rest", operation, outcome, started.elapsed());
+            .request(transport, operation, outcome, started.elapsed());
         Ok(response)
     }
 }
@@ -283,8 +322,15 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let metrics = self.metrics.clone();
-        let (service, method) = known_grpc_method(request.uri().path())
-            .unwrap_or((UNKNOWN_OPERATION, UNKNOWN_OPERATION));
+        let GrpcMethod {
+            service,
+            method,
+            label,
+        } = known_grpc_method(request.uri().path()).unwrap_or(GrpcMethod {
+            service: UNKNOWN_OPERATION,
+            method: UNKNOWN_OPERATION,
+            label: UNKNOWN_OPERATION,
+        });
         let span = tracing::info_span!(
             "gRPC request",
             otel.name = format_args!("{service}/{method}"),
@@ -294,6 +340,7 @@ where
             rpc.service = service,
             rpc.method = method,
             rpc.grpc.status_code = Empty,
+            burnbox.operation = label,
             trace_id = Empty,
         );
         let trace_id = telemetry::join_or_start_trace(&span, request.headers());
@@ -317,7 +364,7 @@ where
                     (None, tonic::Code::Ok) => "ok",
                     (None, _) => "error",
                 };
-                metrics.request("grpc", method, outcome, started.elapsed());
+                metrics.request("grpc", label, outcome, started.elapsed());
             }
             result
         })
@@ -348,7 +395,15 @@ mod tests {
     fn only_served_grpc_methods_have_names_of_their_own() {
         assert_eq!(
             known_grpc_method("/burnbox.v1.Secrets/RevealSecret"),
-            Some(("burnbox.v1.Secrets", "RevealSecret"))
+            Some(GrpcMethod {
+                service: "burnbox.v1.Secrets",
+                method: "RevealSecret",
+                label: "reveal",
+            })
+        );
+        assert_eq!(
+            known_grpc_method("/grpc.health.v1.Health/Check").map(|known| known.label),
+            Some("Check")
         );
         for invented in [
             "/burnbox.v1.Secrets/Nope",

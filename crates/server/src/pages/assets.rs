@@ -4,10 +4,10 @@
 
 use std::sync::LazyLock;
 
+use crate::observe::PageRequest;
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::web::Path;
 use poem::{Request, Response};
-use poem_openapi::OperationId;
 use sha2::Digest;
 
 /// One embedded file.
@@ -79,6 +79,6 @@ pub async fn serve(request: &Request, name: Path<String>) -> Response {
     response
         .headers_mut()
         .insert("x-robots-tag", HeaderValue::from_static("noindex"));
-    response.set_data(OperationId("page_asset"));
+    response.set_data(PageRequest(super::ASSET));
     response
 }

@@ -12,6 +12,7 @@ mod assets;
 
 use std::sync::Arc;
 
+use crate::observe::PageRequest;
 use askama::Template;
 use base64::Engine;
 use burnbox_core::{
@@ -20,9 +21,9 @@ use burnbox_core::{
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::web::{Data, Path};
 use poem::{Body, EndpointExt, Request, RequestBody, Response, Route};
-use poem_openapi::OperationId;
 
-use crate::gate::{Gate, Operation, Origin};
+use crate::gate::{Gate, Origin};
+use crate::operations::Operation;
 use crate::rest::{IntField, error_body, origin_of, read_body};
 
 /// The content security policy of every page: scripts, styles and requests from this origin
@@ -33,6 +34,12 @@ pub const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'se
 
 /// Expiry choices offered on the share page, in seconds; those above the server's maximum are
 /// left out, and the server's default is added when it is not one of them.
+/// The `operation` label of the share form itself (`GET /`), which performs no operation.
+const SHARE_FORM: &str = "share_form";
+
+/// The `operation` label of the pages' static files.
+const ASSET: &str = "asset";
+
 const TTL_CHOICES: [i64; 10] = [
     300, 1_800, 3_600, 14_400, 43_200, 86_400, 259_200, 604_800, 1_209_600, 2_592_000,
 ];
@@ -197,7 +204,7 @@ fn html(operation: &'static str, status: StatusCode, page: &impl Template) -> Re
         "x-robots-tag",
         HeaderValue::from_static("noindex, nofollow"),
     );
-    response.set_data(OperationId(operation));
+    response.set_data(PageRequest(operation));
     response
 }
 
@@ -318,12 +325,12 @@ fn passphrase_form_fields() -> Vec<&'static str> {
 
 #[poem::handler]
 async fn share_page(pages: Data<&Arc<Pages>>) -> Response {
-    html("page_share", StatusCode::OK, &pages.share_page(None, None))
+    html(SHARE_FORM, StatusCode::OK, &pages.share_page(None, None))
 }
 
 #[poem::handler]
 async fn share_submit(pages: Data<&Arc<Pages>>, request: &Request, body: Body) -> Response {
-    const OPERATION: &str = "page_share";
+    let operation = Operation::Share.name();
     let shared = async {
         let form: ShareForm = read_form(request, body, share_form_fields).await?;
         let mut origin = origin_of(request);
@@ -357,14 +364,14 @@ async fn share_submit(pages: Data<&Arc<Pages>>, request: &Request, body: Body) -
                 receipt: format!("{base}/receipt/{}", receipt.metadata_key),
             };
             html(
-                OPERATION,
+                operation,
                 StatusCode::OK,
                 &pages.share_page(None, Some(result)),
             )
         }
         Err(err) => {
             let (status, error) = page_error(&err);
-            html(OPERATION, status, &pages.share_page(Some(error), None))
+            html(operation, status, &pages.share_page(Some(error), None))
         }
     }
 }
@@ -379,7 +386,7 @@ fn basic_authorization(custid: &str, token: &str) -> String {
 
 #[poem::handler]
 async fn secret_page(pages: Data<&Arc<Pages>>, request: &Request, key: Path<String>) -> Response {
-    const OPERATION: &str = "page_secret";
+    let operation = Operation::SecretStatus.name();
     let looked_up = async {
         let caller = pages
             .gate
@@ -389,8 +396,8 @@ async fn secret_page(pages: Data<&Arc<Pages>>, request: &Request, key: Path<Stri
     }
     .await;
     match looked_up {
-        Ok(status) => html(OPERATION, StatusCode::OK, &pages.secret_page(&status)),
-        Err(err) => pages.failed(OPERATION, &err),
+        Ok(status) => html(operation, StatusCode::OK, &pages.secret_page(&status)),
+        Err(err) => pages.failed(operation, &err),
     }
 }
 
@@ -401,10 +408,10 @@ async fn reveal_submit(
     key: Path<String>,
     body: Body,
 ) -> Response {
-    const OPERATION: &str = "page_reveal";
+    let operation = Operation::Reveal.name();
     let form = match read_form::<PassphraseForm>(request, body, passphrase_form_fields).await {
         Ok(form) => form,
-        Err(err) => return pages.failed(OPERATION, &err),
+        Err(err) => return pages.failed(operation, &err),
     };
     let caller = match pages
         .gate
@@ -412,17 +419,17 @@ async fn reveal_submit(
         .await
     {
         Ok(caller) => caller,
-        Err(err) => return pages.failed(OPERATION, &err),
+        Err(err) => return pages.failed(operation, &err),
     };
     // An end-to-end secret revealed here would be destroyed without anyone able to read it:
     // look first, and leave it unread.
     let status = match pages.secrets.secret_status(&caller, &key.0).await {
         Ok(status) => status,
-        Err(err) => return pages.failed(OPERATION, &err),
+        Err(err) => return pages.failed(operation, &err),
     };
     let mut page = pages.secret_page(&status);
     if status.end_to_end {
-        return html(OPERATION, StatusCode::OK, &page);
+        return html(operation, StatusCode::OK, &page);
     }
     let input = RevealInput {
         key: key.0,
@@ -431,13 +438,13 @@ async fn reveal_submit(
     match pages.secrets.reveal(&caller, input).await {
         Ok(revealed) => {
             page.value = Some(zeroize::Zeroizing::new(revealed.value.as_str().to_owned()));
-            html(OPERATION, StatusCode::OK, &page)
+            html(operation, StatusCode::OK, &page)
         }
-        Err(err) if err.kind() == ErrorKind::NotFound => pages.failed(OPERATION, &err),
+        Err(err) if err.kind() == ErrorKind::NotFound => pages.failed(operation, &err),
         Err(err) => {
             let (status, error) = page_error(&err);
             page.error = Some(error);
-            html(OPERATION, status, &page)
+            html(operation, status, &page)
         }
     }
 }
@@ -448,10 +455,10 @@ async fn receipt_page(
     request: &Request,
     metadata_key: Path<String>,
 ) -> Response {
-    const OPERATION: &str = "page_receipt";
+    let operation = Operation::Receipt.name();
     match receipt_view(&pages, request, &metadata_key.0, None).await {
-        Ok(page) => html(OPERATION, StatusCode::OK, &page),
-        Err(err) => pages.failed(OPERATION, &err),
+        Ok(page) => html(operation, StatusCode::OK, &page),
+        Err(err) => pages.failed(operation, &err),
     }
 }
 
@@ -491,7 +498,7 @@ async fn burn_submit(
     metadata_key: Path<String>,
     body: Body,
 ) -> Response {
-    const OPERATION: &str = "page_burn";
+    let operation = Operation::Burn.name();
     let burned = async {
         let form: PassphraseForm = read_form(request, body, passphrase_form_fields).await?;
         let caller = pages
@@ -512,15 +519,15 @@ async fn burn_submit(
                 .status(StatusCode::SEE_OTHER)
                 .header(header::LOCATION, format!("/receipt/{}", metadata_key.0))
                 .finish();
-            response.set_data(OperationId(OPERATION));
+            response.set_data(PageRequest(operation));
             response
         }
-        Err(err) if err.kind() == ErrorKind::NotFound => pages.failed(OPERATION, &err),
+        Err(err) if err.kind() == ErrorKind::NotFound => pages.failed(operation, &err),
         Err(err) => {
             let (status, error) = page_error(&err);
             match receipt_view(&pages, request, &metadata_key.0, Some(error)).await {
-                Ok(page) => html(OPERATION, status, &page),
-                Err(err) => pages.failed(OPERATION, &err),
+                Ok(page) => html(operation, status, &page),
+                Err(err) => pages.failed(operation, &err),
             }
         }
     }

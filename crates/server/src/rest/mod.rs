@@ -26,7 +26,8 @@ pub use credentials::{CustomerOrigin, RequestOrigin, origin_of};
 pub(crate) use error::error_body;
 pub use error::{ApiError, ErrorBody, error_json, render_framework_error};
 
-use crate::gate::{Gate, Operation};
+use crate::gate::Gate;
+use crate::operations::Operation;
 
 use body::one_or_many;
 
