@@ -5,12 +5,12 @@
 use std::sync::Arc;
 
 use burnbox_core::{
-    BurnInput, Burned, Caller, Error, ErrorKind, GenerateInput, Generated, Receipt, RevealInput,
-    Revealed, SecretStatus, Secrets, ShareInput,
+    BurnInput, Caller, Error, ErrorKind, GenerateInput, RevealInput, Secrets, ShareInput,
 };
 use burnbox_spec::v1::{self as pb, secrets_server};
 use tonic::{Request, Response, Status};
 
+use crate::answers;
 use crate::gate::{Gate, Origin, join_header_lines};
 use crate::operations::Operation;
 use crate::wire_error::{to_grpc_status, to_grpc_status_with_code};
@@ -141,65 +141,6 @@ fn reply<T, U>(result: Result<T, Error>, to_wire: fn(T) -> U) -> GrpcResult<U> {
         .map_err(|err| to_grpc_status(&err))
 }
 
-fn receipt_to_wire(receipt: Receipt) -> pb::Receipt {
-    pb::Receipt {
-        custid: receipt.custid,
-        metadata_key: receipt.metadata_key,
-        secret_key: receipt.secret_key,
-        ttl: receipt.ttl,
-        metadata_ttl: receipt.metadata_ttl,
-        secret_ttl: receipt.secret_ttl,
-        state: receipt.state.as_str().to_owned(),
-        created: receipt.created,
-        updated: receipt.updated,
-        received: receipt.received,
-        burned: receipt.burned,
-        recipient: receipt.recipient,
-        share_domain: receipt.share_domain,
-        passphrase_required: receipt.passphrase_required,
-        value: None,
-        receipt_url: receipt.receipt_url,
-    }
-}
-
-fn generated_to_wire(generated: Generated) -> pb::Receipt {
-    pb::Receipt {
-        value: Some(generated.value.as_str().to_owned()),
-        ..receipt_to_wire(generated.receipt)
-    }
-}
-
-fn revealed_to_wire(revealed: Revealed) -> pb::RevealSecretResponse {
-    pb::RevealSecretResponse {
-        value: revealed.value.as_str().to_owned(),
-        secret_key: revealed.secret_key,
-        share_domain: revealed.share_domain,
-    }
-}
-
-fn secret_status_to_wire(status: SecretStatus) -> pb::SecretStatus {
-    pb::SecretStatus {
-        secret_key: status.secret_key,
-        state: status.state.as_str().to_owned(),
-        passphrase_required: status.passphrase_required,
-        secret_ttl: status.secret_ttl,
-        end_to_end: status.end_to_end,
-    }
-}
-
-fn burned_to_wire(burned: Burned) -> pb::BurnSecretResponse {
-    pb::BurnSecretResponse {
-        state: Some(receipt_to_wire(burned.receipt)),
-        secret_shortkey: burned.secret_shortkey,
-    }
-}
-
-fn receipts_to_wire(receipts: Vec<Receipt>) -> pb::ListRecentReceiptsResponse {
-    pb::ListRecentReceiptsResponse {
-        receipts: receipts.into_iter().map(receipt_to_wire).collect(),
-    }
-}
-
 #[tonic::async_trait]
 impl secrets_server::Secrets for GrpcSecrets {
     async fn status(&self, _request: Request<pb::StatusRequest>) -> GrpcResult<pb::StatusResponse> {
@@ -222,7 +163,10 @@ impl secrets_server::Secrets for GrpcSecrets {
             recipient: message.recipient,
             share_domain: message.share_domain,
         };
-        reply(self.secrets.share(&caller, input).await, receipt_to_wire)
+        reply(
+            self.secrets.share(&caller, input).await,
+            answers::grpc::receipt,
+        )
     }
 
     async fn generate_secret(
@@ -238,7 +182,7 @@ impl secrets_server::Secrets for GrpcSecrets {
         };
         reply(
             self.secrets.generate(&caller, input).await,
-            generated_to_wire,
+            answers::grpc::generated,
         )
     }
 
@@ -252,7 +196,10 @@ impl secrets_server::Secrets for GrpcSecrets {
             key: message.key,
             passphrase: message.passphrase,
         };
-        reply(self.secrets.reveal(&caller, input).await, revealed_to_wire)
+        reply(
+            self.secrets.reveal(&caller, input).await,
+            answers::grpc::revealed,
+        )
     }
 
     async fn get_secret_status(
@@ -263,7 +210,7 @@ impl secrets_server::Secrets for GrpcSecrets {
         let message = request.into_inner();
         reply(
             self.secrets.secret_status(&caller, &message.key).await,
-            secret_status_to_wire,
+            answers::grpc::secret_status,
         )
     }
 
@@ -275,7 +222,7 @@ impl secrets_server::Secrets for GrpcSecrets {
         let message = request.into_inner();
         reply(
             self.secrets.receipt(&caller, &message.metadata_key).await,
-            receipt_to_wire,
+            answers::grpc::receipt,
         )
     }
 
@@ -289,7 +236,10 @@ impl secrets_server::Secrets for GrpcSecrets {
             metadata_key: message.metadata_key,
             passphrase: message.passphrase,
         };
-        reply(self.secrets.burn(&caller, input).await, burned_to_wire)
+        reply(
+            self.secrets.burn(&caller, input).await,
+            answers::grpc::burned,
+        )
     }
 
     async fn list_recent_receipts(
@@ -297,6 +247,6 @@ impl secrets_server::Secrets for GrpcSecrets {
         request: Request<pb::ListRecentReceiptsRequest>,
     ) -> GrpcResult<pb::ListRecentReceiptsResponse> {
         let caller = self.admit(&request, Operation::Recent).await?;
-        reply(self.secrets.recent(&caller).await, receipts_to_wire)
+        reply(self.secrets.recent(&caller).await, answers::grpc::recent)
     }
 }

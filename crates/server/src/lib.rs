@@ -3,6 +3,7 @@
 //! the admin endpoints, and assembles them around the one handler in [`Application`].
 
 pub mod admin;
+pub mod answers;
 pub mod app;
 pub mod auth;
 pub mod config;
