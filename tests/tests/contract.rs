@@ -210,3 +210,38 @@ async fn proto_and_openapi_name_the_same_operations_and_fields() {
         "REST serves the table's operations"
     );
 }
+
+/// The limits the OpenAPI document states are the handler's: the literals poem-openapi needs
+/// cannot drift from core's constants.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documented_limits_are_the_handlers() {
+    use burnbox_core::{DEFAULT_PASSWORD_LENGTH, MAX_PASSPHRASE_CHARS, PASSWORD_LENGTHS};
+
+    let server = TestServer::start(Backend::Memory).await;
+    let spec: serde_json::Value =
+        serde_json::from_str(&served(&server, "/openapi.json").await).expect("JSON spec");
+    let field = |schema: &str, name: &str| {
+        spec["components"]["schemas"][schema]["properties"][name].clone()
+    };
+    for schema in ["ShareForm", "GenerateForm"] {
+        assert_eq!(
+            field(schema, "passphrase")["maxLength"].as_u64(),
+            Some(MAX_PASSPHRASE_CHARS as u64),
+            "{schema}.passphrase"
+        );
+    }
+    let length = field("GenerateForm", "length");
+    assert_eq!(
+        length["minimum"].as_f64(),
+        Some(*PASSWORD_LENGTHS.start() as f64)
+    );
+    assert_eq!(
+        length["maximum"].as_f64(),
+        Some(*PASSWORD_LENGTHS.end() as f64)
+    );
+    let description = length["description"].as_str().expect("described");
+    assert!(
+        description.contains(&format!("(default {DEFAULT_PASSWORD_LENGTH})")),
+        "{description}"
+    );
+}

@@ -32,6 +32,12 @@ use body::one_or_many;
 /// Where the REST API lives.
 pub const API_PREFIX: &str = "/api/v1";
 
+// The bodies below are decoded by `body.rs` with serde, not by poem-openapi: their `validator`s
+// only document limits, which the handler enforces with Onetime Secret's messages. Those limits
+// are core's constants (`MAX_PASSPHRASE_CHARS`, `PASSWORD_LENGTHS`, `DEFAULT_PASSWORD_LENGTH`;
+// poem-openapi takes only literals here): the contract test holds the document to them, and the
+// limits a server's settings choose (ttl, secret size, passphrase minimum) are named by setting.
+
 /// Fields of a share request.
 #[derive(Object, serde::Deserialize, Default)]
 pub struct ShareForm {
@@ -40,7 +46,9 @@ pub struct ShareForm {
     #[serde(default)]
     #[oai(validator(min_length = 1))]
     secret: String,
-    /// A passphrase the recipient must give to reveal the secret.
+    /// A passphrase the recipient must give to reveal the secret: at least the server's
+    /// BURNBOX_PASSPHRASE_MIN_LENGTH characters (0 by default), and required when its
+    /// BURNBOX_PASSPHRASE_REQUIRED is on.
     #[oai(validator(max_length = 128))]
     passphrase: Option<String>,
     /// Seconds until the secret expires unread (default: the server's BURNBOX_DEFAULT_TTL). A
