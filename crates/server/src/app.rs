@@ -125,7 +125,7 @@ impl Application {
         // Before the key: a Redis URL that is not one is the mistake to report first.
         let topology = config.redis_topology()?;
         let (keyring, ephemeral_key) = config.keyring()?;
-        let mailer = config.mailer()?.map(|mailer| {
+        let mailer = crate::mail::SmtpMailer::configured(&config)?.map(|mailer| {
             tracing::info!(?mailer, "email: secret links are sent to share recipients");
             Arc::new(mailer) as Arc<dyn LinkMailer>
         });
@@ -257,7 +257,7 @@ impl Application {
         let stop = CancellationToken::new();
         let grace = Duration::from_secs(self.config.shutdown_grace_seconds);
         let max_body = self.secrets.policy().max_request_bytes();
-        let timeouts = self.config.http_timeouts();
+        let timeouts = crate::listener::http::HttpTimeouts::of(&self.config);
         let keepalive = Duration::from_secs(self.config.grpc_keepalive_seconds);
         let max_connection_age = Duration::from_secs(self.config.grpc_max_connection_age_seconds);
 
@@ -303,7 +303,10 @@ impl Application {
             );
 
         let rest_endpoint = ObserveRest::new(
-            rest::endpoint(self.secrets.clone(), self.gate.clone()),
+            rest::endpoint(self.secrets.clone(), self.gate.clone(), {
+                let (secrets, gate) = (self.secrets.clone(), self.gate.clone());
+                |route| crate::pages::add_routes(route, secrets, gate)
+            }),
             self.metrics.clone(),
             rest::path_parameters(),
         );

@@ -376,30 +376,6 @@ impl Config {
         }
     }
 
-    /// The mailer of secret links, when BURNBOX_SMTP_URL is set (blank counts as unset).
-    pub fn mailer(&self) -> Result<Option<crate::mail::SmtpMailer>, ConfigError> {
-        let Some(url) = self
-            .smtp_url
-            .as_deref()
-            .map(str::trim)
-            .filter(|url| !url.is_empty())
-        else {
-            return Ok(None);
-        };
-        let Some(from) = self
-            .smtp_from
-            .as_deref()
-            .filter(|from| !from.trim().is_empty())
-        else {
-            return Err(ConfigError {
-                setting: "BURNBOX_SMTP_FROM",
-                problem: "required with BURNBOX_SMTP_URL: the address link emails are sent from"
-                    .into(),
-            });
-        };
-        crate::mail::SmtpMailer::new(url, from).map(Some)
-    }
-
     /// Whether a Redis store (standalone or cluster) is configured.
     pub fn uses_redis(&self) -> bool {
         self.redis_url.is_some() || !self.redis_cluster_nodes.is_empty()
@@ -502,15 +478,6 @@ impl Config {
     /// How long to wait for Redis.
     pub fn redis_timeout(&self) -> Duration {
         Duration::from_millis(self.redis_timeout_ms)
-    }
-
-    /// The deadlines of REST and admin connections.
-    pub fn http_timeouts(&self) -> crate::listener::http::HttpTimeouts {
-        crate::listener::http::HttpTimeouts {
-            header_read: Duration::from_secs(self.header_read_timeout_seconds),
-            body_read: Duration::from_secs(self.body_read_timeout_seconds),
-            idle: Duration::from_secs(self.idle_timeout_seconds),
-        }
     }
 
     /// A configuration for tests and embedding: every listener on 127.0.0.1 port 0, memory

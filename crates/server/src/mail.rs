@@ -9,7 +9,7 @@ use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use crate::config::ConfigError;
+use crate::config::{Config, ConfigError};
 
 /// How long the SMTP server may take to accept a connection or answer a command: a share with a
 /// recipient waits for the mail to be accepted, so a dead server must not hold it long.
@@ -27,6 +27,30 @@ pub struct SmtpMailer {
 }
 
 impl SmtpMailer {
+    /// The mailer of secret links, when BURNBOX_SMTP_URL is set (blank counts as unset).
+    pub fn configured(config: &Config) -> Result<Option<Self>, ConfigError> {
+        let Some(url) = config
+            .smtp_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+        else {
+            return Ok(None);
+        };
+        let Some(from) = config
+            .smtp_from
+            .as_deref()
+            .filter(|from| !from.trim().is_empty())
+        else {
+            return Err(ConfigError {
+                setting: "BURNBOX_SMTP_FROM",
+                problem: "required with BURNBOX_SMTP_URL: the address link emails are sent from"
+                    .into(),
+            });
+        };
+        Self::new(url, from).map(Some)
+    }
+
     /// A mailer for `url` (`smtp://[user:password@]host[:port]`, with `?tls=required` for
     /// STARTTLS, or `smtps://` for TLS from the start) sending as `from`. Errors name the setting
     /// at fault and never repeat the URL (it may hold a password).

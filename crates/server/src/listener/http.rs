@@ -40,6 +40,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{Accepted, Listener};
+use crate::config::Config;
+use crate::rest::BodyTimeout;
 
 /// The most headers a request may have (hyper's default, made explicit).
 pub const MAX_HEADERS: usize = 100;
@@ -64,6 +66,17 @@ pub struct HttpTimeouts {
     pub body_read: Duration,
     /// For the next request on a kept-alive connection.
     pub idle: Duration,
+}
+
+impl HttpTimeouts {
+    /// The deadlines `config` sets for REST and admin connections.
+    pub fn of(config: &Config) -> Self {
+        Self {
+            header_read: Duration::from_secs(config.header_read_timeout_seconds),
+            body_read: Duration::from_secs(config.body_read_timeout_seconds),
+            idle: Duration::from_secs(config.idle_timeout_seconds),
+        }
+    }
 }
 
 /// An endpoint as the server calls it.
@@ -422,14 +435,6 @@ impl http_body::Body for DeadlineBody {
         self.body.size_hint()
     }
 }
-
-/// A request body did not arrive within the body-read timeout.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "the request body did not arrive within {} seconds (BURNBOX_BODY_READ_TIMEOUT_SECONDS)",
-    .0.as_secs_f64()
-)]
-pub struct BodyTimeout(Duration);
 
 /// The socket of an HTTP/1.1 connection as hyper sees it. It tells the connection's [`Clock`]
 /// when bytes arrive and when hyper has flushed what it wrote, and it replaces hyper's own

@@ -10,7 +10,6 @@ use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registr
 use poem_openapi::types::{ToJSON, Type};
 use poem_openapi::{ApiResponse, Object};
 
-use crate::listener::http::BodyTimeout;
 use crate::wire_error::{new_error_id, report_error, wire_error};
 
 /// The body of every REST error.
@@ -165,3 +164,11 @@ fn body_timeout(err: &poem::Error) -> Option<&BodyTimeout> {
     };
     io.get_ref()?.downcast_ref::<BodyTimeout>()
 }
+
+/// A request body did not arrive within the body-read timeout.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the request body did not arrive within {} seconds (BURNBOX_BODY_READ_TIMEOUT_SECONDS)",
+    .0.as_secs_f64()
+)]
+pub struct BodyTimeout(pub std::time::Duration);

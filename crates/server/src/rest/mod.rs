@@ -21,7 +21,7 @@ pub(crate) use body::read_body;
 pub use body::{BodyLimit, FormOrJson, IntField};
 pub use credentials::{CustomerOrigin, RequestOrigin, origin_of};
 pub(crate) use error::error_body;
-pub use error::{ApiError, ErrorBody, error_json, render_framework_error};
+pub use error::{ApiError, BodyTimeout, ErrorBody, error_json, render_framework_error};
 
 use crate::answers::rest::{BurnBody, ReceiptBody, RevealBody, SecretStatusBody, StatusBody};
 use crate::gate::Gate;
@@ -429,11 +429,15 @@ async fn follow_alias(mut request: poem::Request) -> poem::Result<poem::Request>
     Ok(request)
 }
 
-/// The REST endpoint: the API, its spec at `/api/v1/openapi.yaml` (and `.json`), Swagger UI at `/docs`, and
-/// the documented error body for every error, the framework's included.
-pub fn endpoint(secrets: Arc<Secrets>, gate: Arc<Gate>) -> impl Endpoint {
+/// The REST endpoint: the API, its spec at `/api/v1/openapi.yaml` (and `.json`), Swagger UI at
+/// `/docs`, the routes `add_pages` adds beside them (the web pages, outside `/api/v1`), and the
+/// documented error body for every error, the framework's included.
+pub fn endpoint(
+    secrets: Arc<Secrets>,
+    gate: Arc<Gate>,
+    add_pages: impl FnOnce(Route) -> Route,
+) -> impl Endpoint {
     let body_limit = BodyLimit(secrets.policy().max_request_bytes());
-    let (secrets_for_pages, gate_for_pages) = (secrets.clone(), gate.clone());
     let service = api_service(secrets, gate);
     let spec_yaml = service.spec_endpoint_yaml();
     let spec_json = service.spec_endpoint();
@@ -443,11 +447,7 @@ pub fn endpoint(secrets: Arc<Secrets>, gate: Arc<Gate>) -> impl Endpoint {
     ));
     // Nested without stripping: the API's routes carry their own prefix, and `/` stays free for
     // the share page.
-    let routes = crate::pages::add_routes(
-        Route::new().nest_no_strip(API_PREFIX, service),
-        secrets_for_pages,
-        gate_for_pages,
-    );
+    let routes = add_pages(Route::new().nest_no_strip(API_PREFIX, service));
     documented(
         routes
             .at(format!("{API_PREFIX}/openapi.yaml"), spec_yaml)
