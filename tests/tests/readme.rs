@@ -40,8 +40,9 @@ const NOT_RUN: [(&str, &str, usize, &str); 5] = [
         "Run it",
         0,
         "builds the release binary and serves on the fixed ports 8080, 50051 and 9090 until \
-         stopped; the binary tests cover startup, and the blocks run here use a server with the \
-         same default configuration (defaults_are_the_addresses_the_readme_uses checks its ports)",
+         stopped; crates/server/tests/binary.rs covers the binary's startup, and the blocks run \
+         here use a server with the same default configuration \
+         (defaults_are_the_addresses_the_readme_uses checks its ports)",
     ),
     (
         "README.md",
@@ -198,7 +199,7 @@ fn defaults_are_the_addresses_the_readme_uses() {
 
 /// A server as `cargo run` starts it (the default configuration; only the listeners on free
 /// loopback ports), with `tokens_file` as `BURNBOX_API_TOKENS_FILE` if given. Startup itself,
-/// from the binary, is what the binary tests cover.
+/// from the binary, is what crates/server/tests/binary.rs covers.
 async fn default_server(tokens_file: Option<PathBuf>) -> TestServer {
     TestServer::start_with(Backend::Memory, |config| {
         let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
@@ -395,10 +396,12 @@ fn assert_answer(shown: &[&str], actual: &str, command: &str, keys: &mut Keys) {
             pattern.push_str(r"(\d+)");
             checks.push(Check::Countdown(value.as_str().parse().expect("a number")));
         } else if let Some(error_id) = found.name("error_id") {
+            let hex = error_id.as_str();
             assert!(
-                Regex::new("^[0-9a-f]{32}$")
-                    .expect("regex")
-                    .is_match(error_id.as_str()),
+                hex.len() == 32
+                    && hex
+                        .bytes()
+                        .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f')),
                 "an error_id is 32 hex digits, in `{shown}`"
             );
             pattern.push_str(r#""error_id":"[0-9a-f]{32}""#);
@@ -557,12 +560,12 @@ async fn the_session_runs_as_written() {
     let mut prelude = String::new();
     let mut keys = Keys::default();
     let mut ran = 0;
+    let tokens_file = Regex::new(r"\bBURNBOX_API_TOKENS_FILE=(\S+)").expect("regex");
     for (command, shown) in console_commands(&block) {
         if command.contains("cargo run") {
-            // Not run: building and starting the binary is what the binary tests cover. The
+            // Not run: starting the binary is what crates/server/tests/binary.rs covers. The
             // server here has the same default configuration and the tokens file it names.
-            let tokens = Regex::new(r"\bBURNBOX_API_TOKENS_FILE=(\S+)")
-                .expect("regex")
+            let tokens = tokens_file
                 .captures(&command)
                 .unwrap_or_else(|| panic!("`{command}` names the tokens file"));
             assert_eq!(
