@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use burnbox_server::Config;
@@ -40,7 +40,7 @@ use chromiumoxide::page::ScreenshotParams;
 use futures_util::{FutureExt, StreamExt};
 use serde_json::Value;
 
-use crate::{Backend, TestServer};
+use crate::{Backend, TestServer, poll_until};
 
 /// How long any wait for the page lasts before the test fails (ten times and more the usual).
 pub const PAGE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -558,26 +558,33 @@ impl Tab {
 
     /// Waits until the JavaScript `condition` is true (polling the DOM; a navigation in between
     /// is waited out). Panics naming `what` after [`PAGE_TIMEOUT`], with the page's URL and text.
+    ///
+    /// Polled through the harness's one helper ([`crate::poll_until`]): CDP has no event for
+    /// "an expression became true". A `MutationObserver` would see DOM changes only, not the
+    /// rest these conditions read (`document.readyState`, focus, layout and styles, script
+    /// state), and a navigation would drop it with the page's context.
     pub async fn wait_until(&self, condition: &str, what: &str) {
-        let deadline = Instant::now() + PAGE_TIMEOUT;
         let expression = format!(
             "(() => {{ try {{ return !!({condition}); }} catch (e) {{ return false; }} }})()"
         );
-        loop {
-            if let Ok(Some(Value::Bool(true))) = self.try_eval(&expression).await {
-                return;
-            }
-            if Instant::now() >= deadline {
-                let url = self.try_eval("location.href").await;
-                let text = self
-                    .try_eval("document.body ? document.body.innerText : ''")
-                    .await;
-                panic!(
-                    "{what}: not so within {PAGE_TIMEOUT:?} (waiting for `{condition}`); page {url:?} shows: {}",
-                    shorten(&format!("{text:?}"))
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+        let expression = &expression;
+        let held = poll_until(
+            PAGE_TIMEOUT,
+            Duration::from_millis(25),
+            move || async move {
+                matches!(self.try_eval(expression).await, Ok(Some(Value::Bool(true)))).then_some(())
+            },
+        )
+        .await;
+        if held.is_err() {
+            let url = self.try_eval("location.href").await;
+            let text = self
+                .try_eval("document.body ? document.body.innerText : ''")
+                .await;
+            panic!(
+                "{what}: not so within {PAGE_TIMEOUT:?} (waiting for `{condition}`); page {url:?} shows: {}",
+                shorten(&format!("{text:?}"))
+            );
         }
     }
 

@@ -1,20 +1,122 @@
 //! Real Redis for the tests: a `redis-server` on a free port (stopped, restarted and
 //! inspected by the tests), and a three-node Redis Cluster created with `redis-cli`.
 
+use std::sync::{Arc, Condvar, Mutex};
+
 use super::*;
 
+/// How long a `redis-server` may take to say it is ready, or a cluster to say it serves. Only a
+/// bound that turns a hang into a failure (with the log's tail): nothing waits for it to pass.
+const REDIS_START_BOUND: Duration = Duration::from_secs(60);
+
+/// A running `redis-server` child and what it has logged so far. Killed (and waited for, so its
+/// port is free again) when dropped.
+pub(crate) struct RedisProcess {
+    child: Child,
+    log: Arc<RedisLog>,
+}
+
+impl RedisProcess {
+    /// Waits until the log has a line containing `needle`; panics with the log's tail if the
+    /// process exits first or [`REDIS_START_BOUND`] passes.
+    pub(crate) fn wait_for_log(&self, needle: &str, what: &str) {
+        match self.log.wait_for(needle, REDIS_START_BOUND) {
+            LogWait::Found => {}
+            LogWait::Ended => panic!(
+                "{what}: redis-server exited first; its log ends:\n{}",
+                self.log.tail()
+            ),
+            LogWait::TimedOut => panic!(
+                "{what}: not within {REDIS_START_BOUND:?}; redis-server's log ends:\n{}",
+                self.log.tail()
+            ),
+        }
+    }
+
+    /// Everything logged so far.
+    pub(crate) fn log_text(&self) -> String {
+        self.log.lock().lines.join("\n")
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The lines a `redis-server` wrote to its stdout, as a reader thread receives them.
+struct RedisLog {
+    state: Mutex<LogState>,
+    /// Notified on every new line and at the end of the output.
+    changed: Condvar,
+}
+
+struct LogState {
+    lines: Vec<String>,
+    /// The output ended: the process exited.
+    ended: bool,
+}
+
+/// How [`RedisLog::wait_for`] ended.
+enum LogWait {
+    Found,
+    Ended,
+    TimedOut,
+}
+
+impl RedisLog {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LogState> {
+        // A reader thread that panicked leaves the lines as they were: still worth showing.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Blocks until a line contains `needle`, the output ends, or `within` passes.
+    fn wait_for(&self, needle: &str, within: Duration) -> LogWait {
+        let seen = |state: &LogState| state.lines.iter().any(|line| line.contains(needle));
+        let (state, _) = self
+            .changed
+            .wait_timeout_while(self.lock(), within, |state| !state.ended && !seen(state))
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen(&state) {
+            LogWait::Found
+        } else if state.ended {
+            LogWait::Ended
+        } else {
+            LogWait::TimedOut
+        }
+    }
+
+    /// The last lines, for a failure message.
+    fn tail(&self) -> String {
+        let state = self.lock();
+        let from = state.lines.len().saturating_sub(20);
+        state.lines[from..].join("\n")
+    }
+}
+
 /// Starts `redis-server` on `port` with its files in `dir`, persisting nothing, and waits until
-/// it accepts connections. `None` if it exited (the port was taken) or never came up.
-pub(crate) fn spawn_redis(port: u16, dir: &std::path::Path, extra_args: &[&str]) -> Option<Child> {
+/// it logs that it accepts connections. `None` if it exited first (the port was taken).
+///
+/// Redis logs to a pipe (`--logfile ""`) that a thread reads to its end, copying each line to
+/// `dir/redis-PORT.log` for a post-mortem; its readiness line is the event waited for.
+pub(crate) fn spawn_redis(
+    port: u16,
+    dir: &std::path::Path,
+    extra_args: &[&str],
+) -> Option<RedisProcess> {
     let child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
         .arg("--dir")
         .arg(dir)
-        .arg("--logfile")
-        .arg(dir.join(format!("redis-{port}.log")))
+        .args(["--logfile", ""])
         .args(extra_args)
-        .stdout(Stdio::null())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn();
     let mut child = match child {
@@ -26,26 +128,57 @@ pub(crate) fn spawn_redis(port: u16, dir: &std::path::Path, extra_args: &[&str])
         ),
         Err(err) => panic!("cannot run redis-server: {err}"),
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return None;
+    let stdout = child.stdout.take().expect("redis-server's piped stdout");
+    let log = Arc::new(RedisLog {
+        state: Mutex::new(LogState {
+            lines: Vec::new(),
+            ended: false,
+        }),
+        changed: Condvar::new(),
+    });
+    let mut copy = std::fs::File::create(dir.join(format!("redis-{port}.log"))).ok();
+    let reader_log = Arc::clone(&log);
+    // Reads to the end, so that Redis never blocks on a full pipe however long it runs.
+    std::thread::spawn(move || {
+        use std::io::{BufRead, Write};
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(file) = &mut copy {
+                let _ = writeln!(file, "{line}");
+            }
+            reader_log.lock().lines.push(line);
+            reader_log.changed.notify_all();
         }
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some(child);
+        reader_log.lock().ended = true;
+        reader_log.changed.notify_all();
+    });
+    let process = RedisProcess { child, log };
+    // Redis 7.0 logs "Ready to accept connections", 7.2 and later add " tcp" or " tls".
+    match process
+        .log
+        .wait_for("Ready to accept connections", REDIS_START_BOUND)
+    {
+        LogWait::Found => Some(process),
+        LogWait::Ended => {
+            // Shown with the test's output if it fails; a caller retries on another port.
+            eprintln!(
+                "redis-server on port {port} exited before it was ready; its log ends:\n{}",
+                process.log.tail()
+            );
+            None
         }
-        std::thread::sleep(Duration::from_millis(10));
+        LogWait::TimedOut => panic!(
+            "redis-server on port {port} was not ready within {REDIS_START_BOUND:?}; its log ends:\n{}",
+            process.log.tail()
+        ),
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    None
 }
 
 /// A three-node Redis Cluster (no replicas) of `redis-server` children on free loopback ports,
 /// created with `redis-cli --cluster create`. Killed when dropped.
 pub struct TestRedisCluster {
     ports: Vec<u16>,
-    children: Vec<Child>,
+    nodes: Vec<RedisProcess>,
     _dir: tempfile::TempDir,
 }
 
@@ -91,7 +224,7 @@ impl ReservedClusterPorts {
 }
 
 /// One cluster-enabled `redis-server` on `port`, or `None` if it could not start there.
-pub(crate) fn spawn_cluster_node(port: u16, dir: &std::path::Path) -> Option<Child> {
+pub(crate) fn spawn_cluster_node(port: u16, dir: &std::path::Path) -> Option<RedisProcess> {
     let config = format!("nodes-{port}.conf");
     let args = [
         "--cluster-enabled",
@@ -109,15 +242,15 @@ impl TestRedisCluster {
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut ports = Vec::new();
-        let mut children = Vec::new();
-        while children.len() < 3 {
+        let mut nodes = Vec::new();
+        while nodes.len() < 3 {
             let port = free_cluster_port();
-            if let Some(child) = spawn_cluster_node(port, dir.path()) {
+            if let Some(node) = spawn_cluster_node(port, dir.path()) {
                 ports.push(port);
-                children.push(child);
+                nodes.push(node);
             }
         }
-        Self::join(ports, children, dir)
+        Self::join(ports, nodes, dir)
     }
 
     /// Reserves ports for a cluster that [`TestRedisCluster::start_on`] starts later, so a server
@@ -139,25 +272,25 @@ impl TestRedisCluster {
         // Released only now, for the nodes to bind at once.
         drop(held);
         let dir = tempfile::tempdir().expect("temp dir");
-        let children = ports
+        let nodes = ports
             .iter()
             .map(|port| {
                 spawn_cluster_node(*port, dir.path())
                     .unwrap_or_else(|| panic!("a cluster node could not start on port {port}"))
             })
             .collect();
-        Self::join(ports, children, dir)
+        Self::join(ports, nodes, dir)
     }
 
     /// Joins the started nodes into one cluster and waits until it serves.
-    fn join(ports: Vec<u16>, children: Vec<Child>, dir: tempfile::TempDir) -> Self {
+    fn join(ports: Vec<u16>, nodes: Vec<RedisProcess>, dir: tempfile::TempDir) -> Self {
         // Made first, so that the nodes are killed if joining them fails.
         let cluster = Self {
             ports,
-            children,
+            nodes,
             _dir: dir,
         };
-        create_cluster(&cluster.ports, &[]);
+        create_cluster(&cluster.ports, &cluster.nodes, &[]);
         cluster
     }
 
@@ -167,19 +300,11 @@ impl TestRedisCluster {
     }
 }
 
-impl Drop for TestRedisCluster {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Joins the started nodes on `ports` into one cluster covering all 16384 slots and waits until
-/// it serves; `cli_args` go to every `redis-cli` call (the TLS options for a TLS cluster).
-pub(crate) fn create_cluster(ports: &[u16], cli_args: &[String]) {
-    let nodes: Vec<String> = ports
+/// Joins the started `nodes` (listening on `ports`) into one cluster covering all 16384 slots
+/// and waits until every node says it serves; `cli_args` go to `redis-cli` (the TLS options for a
+/// TLS cluster).
+pub(crate) fn create_cluster(ports: &[u16], nodes: &[RedisProcess], cli_args: &[String]) {
+    let addresses: Vec<String> = ports
         .iter()
         .map(|port| format!("127.0.0.1:{port}"))
         .collect();
@@ -187,7 +312,7 @@ pub(crate) fn create_cluster(ports: &[u16], cli_args: &[String]) {
         .args(cli_args)
         .arg("--cluster")
         .arg("create")
-        .args(&nodes)
+        .args(&addresses)
         .args(["--cluster-replicas", "0", "--cluster-yes"])
         .output()
         .expect("redis-cli (it comes with redis-server) runs");
@@ -196,25 +321,13 @@ pub(crate) fn create_cluster(ports: &[u16], cli_args: &[String]) {
         "cluster create failed: {}",
         String::from_utf8_lossy(&created.stdout)
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let ready = ports.iter().all(|port| {
-            Command::new("redis-cli")
-                .args(cli_args)
-                .args(["-p", &port.to_string(), "cluster", "info"])
-                .output()
-                .is_ok_and(|info| {
-                    String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok")
-                })
-        });
-        if ready {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the Redis Cluster did not become ready"
+    // A node logs each change of its cluster state, the very state CLUSTER INFO reports as
+    // `cluster_state`: its first "ok" is the event that it serves, no polling needed.
+    for (node, address) in nodes.iter().zip(&addresses) {
+        node.wait_for_log(
+            "Cluster state changed: ok",
+            &format!("the Redis Cluster node {address} serving"),
         );
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -222,8 +335,9 @@ pub(crate) fn create_cluster(ports: &[u16], cli_args: &[String]) {
 /// nothing. Killed when dropped.
 pub struct TestRedis {
     port: u16,
+    // Before `dir`: fields drop in order, and Redis must be gone before its directory is.
+    process: Option<RedisProcess>,
     dir: tempfile::TempDir,
-    child: Option<Child>,
     external_url: Option<String>,
     extra_args: &'static [&'static str],
     /// While stopped, the port stays bound (not listening) by this socket: connections are
@@ -258,7 +372,7 @@ impl TestRedis {
             Ok(url) if !url.is_empty() => Self {
                 port: 0,
                 dir: tempfile::tempdir().expect("temp dir"),
-                child: None,
+                process: None,
                 port_holder: None,
                 external_url: Some(url),
                 extra_args: &[],
@@ -283,7 +397,7 @@ impl TestRedis {
         let mut redis = Self {
             port: 0,
             dir: tempfile::tempdir().expect("temp dir"),
-            child: None,
+            process: None,
             external_url: None,
             extra_args,
             port_holder: None,
@@ -304,8 +418,8 @@ impl TestRedis {
     fn spawn(&mut self) -> bool {
         self.port_holder = None;
         match spawn_redis(self.port, self.dir.path(), self.extra_args) {
-            Some(child) => {
-                self.child = Some(child);
+            Some(process) => {
+                self.process = Some(process);
                 true
             }
             None => false,
@@ -322,9 +436,9 @@ impl TestRedis {
     /// Kills the server (a crash, as far as clients can tell).
     pub fn stop(&mut self) {
         assert!(self.external_url.is_none(), "cannot stop an external Redis");
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        // Dropping the process kills it and waits until it is gone, its port free.
+        if let Some(process) = self.process.take() {
+            drop(process);
             self.port_holder = Some(hold_port(self.port));
         }
     }
@@ -393,14 +507,5 @@ impl TestRedis {
             dump.push((name, values.concat()));
         }
         dump
-    }
-}
-
-impl Drop for TestRedis {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }

@@ -106,9 +106,10 @@ impl TestCertificates {
 /// with a certificate from its own [`TestCertificates`], persisting nothing. Killed when dropped.
 pub struct TestTlsRedis {
     port: u16,
-    child: Child,
+    process: RedisProcess,
     certificates: TestCertificates,
-    dir: tempfile::TempDir,
+    /// Redis's working directory (and the copy of its log), removed when dropped.
+    _dir: tempfile::TempDir,
 }
 
 impl TestTlsRedis {
@@ -121,12 +122,12 @@ impl TestTlsRedis {
             let port = free_port();
             let args = certificates.tls_only_args(port);
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            if let Some(child) = spawn_redis(port, dir.path(), &args) {
+            if let Some(process) = spawn_redis(port, dir.path(), &args) {
                 return Self {
                     port,
-                    child,
+                    process,
                     certificates,
-                    dir,
+                    _dir: dir,
                 };
             }
         }
@@ -153,8 +154,7 @@ impl TestTlsRedis {
 
     /// What redis-server logged (for a test's failure message).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join(format!("redis-{}.log", self.port)))
-            .unwrap_or_default()
+        self.process.log_text()
     }
 
     /// A TLS connection as the default user, for setting up and inspecting the server.
@@ -163,18 +163,11 @@ impl TestTlsRedis {
     }
 }
 
-impl Drop for TestTlsRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A three-node Redis Cluster that speaks only TLS, between its nodes too (`--tls-cluster`),
 /// with certificates from its own [`TestCertificates`]. Killed when dropped.
 pub struct TestTlsRedisCluster {
     ports: Vec<u16>,
-    children: Vec<Child>,
+    nodes: Vec<RedisProcess>,
     certificates: TestCertificates,
     _dir: tempfile::TempDir,
 }
@@ -186,11 +179,11 @@ impl TestTlsRedisCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut cluster = Self {
             ports: Vec::new(),
-            children: Vec::new(),
+            nodes: Vec::new(),
             certificates,
             _dir: dir,
         };
-        while cluster.children.len() < 3 {
+        while cluster.nodes.len() < 3 {
             let port = free_cluster_port();
             let config = format!("nodes-{port}.conf");
             let mut args = cluster.certificates.tls_only_args(port);
@@ -208,14 +201,15 @@ impl TestTlsRedisCluster {
                 .map(str::to_owned),
             );
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            if let Some(child) = spawn_redis(port, cluster._dir.path(), &args) {
+            if let Some(node) = spawn_redis(port, cluster._dir.path(), &args) {
                 cluster.ports.push(port);
-                cluster.children.push(child);
+                cluster.nodes.push(node);
             }
         }
         let ca = cluster.ca_file().display().to_string();
         create_cluster(
             &cluster.ports,
+            &cluster.nodes,
             &["--tls".to_owned(), "--cacert".to_owned(), ca],
         );
         cluster
@@ -241,14 +235,5 @@ impl TestTlsRedisCluster {
             connections.push(self.certificates.connect(*port).await);
         }
         connections
-    }
-}
-
-impl Drop for TestTlsRedisCluster {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
