@@ -174,4 +174,58 @@ mod tests {
         assert_eq!(hex32(&bytes), expected);
         assert_eq!(hex32(&[0xff; 32]), "ff".repeat(32));
     }
+
+    #[test]
+    fn records_keep_their_flags_and_bit_0_is_what_the_take_script_reads() {
+        for (protected, end_to_end) in [(false, false), (true, false), (false, true), (true, true)]
+        {
+            let record = SecretRecord {
+                protected,
+                end_to_end,
+                sealed: b"sealed bytes".to_vec(),
+            };
+            let bytes = record_to_bytes(record.clone());
+            // The take script leaves a record in place when its first byte is odd.
+            assert_eq!(bytes.first().map(|flags| flags % 2 == 1), Some(protected));
+            assert_eq!(record_from_bytes(bytes).expect("decodes"), record);
+        }
+        assert!(
+            record_from_bytes(vec![4, 0]).is_err(),
+            "an unknown flag bit"
+        );
+        assert!(record_from_bytes(Vec::new()).is_err(), "no flag byte");
+    }
+
+    #[test]
+    fn receipt_states_are_the_words_the_scripts_write() {
+        for state in [
+            ReceiptState::New,
+            ReceiptState::Received,
+            ReceiptState::Burned,
+        ] {
+            assert_eq!(state_from_text(state_to_text(state)), Some(state));
+        }
+        assert_eq!(state_from_text("gone"), None);
+        for (script, state) in [
+            (crate::scripts::TAKE_SCRIPT, ReceiptState::Received),
+            (crate::scripts::BURN_SCRIPT, ReceiptState::Burned),
+            (crate::scripts::FAIL_ATTEMPT_SCRIPT, ReceiptState::Burned),
+        ] {
+            let written = format!("'state', '{}'", state_to_text(state));
+            assert!(script.contains(&written), "{written} not in {script}");
+        }
+    }
+
+    #[test]
+    fn a_secrets_keys_share_one_hash_tag_and_hold_only_its_hex_id() {
+        let id = SecretId::from_secret_key("a secret key");
+        let keys = SecretKeys::of(&id);
+        let tag = format!("{{{}}}", hex32(id.as_bytes()));
+        for name in [keys.record(), keys.receipt(), keys.failures()] {
+            assert!(name.contains(&tag), "{name}");
+            assert!(!name.contains("a secret key"), "{name}");
+        }
+        assert_eq!(parse_pointer(&pointer_value(&id)), Some(id));
+        assert_eq!(parse_pointer("not hex"), None);
+    }
 }

@@ -19,7 +19,7 @@ use crate::{millis, now_micros};
 /// KEYS[1] record, KEYS[2] receipt; ARGV[1] "unprotected" to leave protected records in place
 /// (returned untouched) or "any"; ARGV[2] the time of the take (Unix seconds).
 /// Returns nil when there is no record, else {"taken" | "protected", record}.
-const TAKE_SCRIPT: &str = r#"
+pub(crate) const TAKE_SCRIPT: &str = r#"
 if ARGV[1] == 'unprotected' then
   local peeked = redis.call('GET', KEYS[1])
   if not peeked then return false end
@@ -36,7 +36,7 @@ return {'taken', record}
 /// Burns a record unread and marks its receipt burned.
 ///
 /// KEYS[1] record, KEYS[2] receipt; ARGV[1] the time of the burn. Returns 1 if burned, else 0.
-const BURN_SCRIPT: &str = r#"
+pub(crate) const BURN_SCRIPT: &str = r#"
 if redis.call('DEL', KEYS[1]) == 0 then return 0 end
 if redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('HSET', KEYS[2], 'state', 'burned', 'burned', ARGV[1], 'updated', ARGV[1])
@@ -52,7 +52,7 @@ return 1
 /// `allow-oom`: a Redis at `maxmemory` (policy `noeviction`) refuses the `INCR` of a script
 /// without it; the failure would go uncounted, and filling Redis would open unlimited guessing.
 /// The counter is a few bytes.
-const FAIL_ATTEMPT_SCRIPT: &str = r#"#!lua flags=allow-oom
+pub(crate) const FAIL_ATTEMPT_SCRIPT: &str = r#"#!lua flags=allow-oom
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl <= 0 then return -1 end
 local failures = redis.call('INCR', KEYS[3])

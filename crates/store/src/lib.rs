@@ -424,3 +424,22 @@ pub trait KeyCheck: Send + Sync + 'static {
     /// every secret it touches.
     async fn key_check(&self, proposed: Vec<u8>, replace: bool) -> Result<Vec<u8>, StoreError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_print_only_a_short_prefix_of_their_hex() {
+        let id = SecretId::from_secret_key("k");
+        let full = hex::encode(id.as_bytes());
+        let printed = format!("{id:?}");
+        assert_eq!(printed, format!("SecretId({}…)", &full[..12]));
+        let receipt = ReceiptId::from_metadata_key("m");
+        let printed = format!("{receipt:?}");
+        assert_eq!(
+            printed,
+            format!("ReceiptId({}…)", &hex::encode(receipt.as_bytes())[..12])
+        );
+    }
+}
