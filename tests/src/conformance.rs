@@ -1,12 +1,13 @@
-//! The store conformance suite: one set of assertions that every `SecretStore` must pass, run
-//! on MemoryStore, on RedisStore against a standalone redis-server and against a Redis Cluster.
+//! The store conformance suite: one set of assertions that every store must pass as a
+//! `SecretStore` and a `RateLimiter`, run on MemoryStore, on RedisStore against a standalone
+//! redis-server and against a Redis Cluster.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use burnbox_store::{
-    FailedAttempt, NewSecret, OwnerId, RateDecision, RateKey, ReceiptId, ReceiptState, RecentEntry,
-    SecretId, SecretRecord, SecretStore, Take,
+    FailedAttempt, NewSecret, OwnerId, RateDecision, RateKey, RateLimiter, ReceiptId, ReceiptState,
+    RecentEntry, SecretId, SecretRecord, SecretStore, Take,
 };
 
 /// The stored receipt of the secret made by [`new_secret`] from `key`.
@@ -481,7 +482,7 @@ async fn failed_attempts_burn_the_secret_at_the_limit(store: Arc<dyn SecretStore
     );
 }
 
-async fn rate_limits_count_a_sliding_window_per_key(store: Arc<dyn SecretStore>) {
+async fn rate_limits_count_a_sliding_window_per_key(store: Arc<dyn RateLimiter>) {
     // The fourth request is limited only if all four fall inside one window. That is only
     // decided if this machine made them within the window, measured, not assumed: otherwise the
     // scenario runs again with a longer window.
@@ -524,10 +525,12 @@ async fn rate_limits_count_a_sliding_window_per_key(store: Arc<dyn SecretStore>)
     );
 }
 
-/// Runs every conformance scenario against `store`.
-pub async fn conformance(store: Arc<dyn SecretStore>) {
+/// Runs every conformance scenario against `store`, in both its roles.
+pub async fn conformance<S: SecretStore + RateLimiter>(store: Arc<S>) {
+    let rate_limiter: Arc<dyn RateLimiter> = store.clone();
+    let store: Arc<dyn SecretStore> = store;
     failed_attempts_burn_the_secret_at_the_limit(store.clone()).await;
-    rate_limits_count_a_sliding_window_per_key(store.clone()).await;
+    rate_limits_count_a_sliding_window_per_key(rate_limiter).await;
     peek_reads_without_taking(store.clone()).await;
     inspect_sees_protection_and_time_left_without_taking(store.clone()).await;
     burn_is_exactly_once_and_marks_the_receipt(store.clone()).await;

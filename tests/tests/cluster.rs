@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use burnbox_core::ErrorKind;
-use burnbox_store::{RedisConfig, RedisStore, RedisTopology};
+use burnbox_store_redis::{RedisConfig, RedisStore, RedisTopology};
 use burnbox_tests::conformance::conformance;
 use burnbox_tests::{
     ALICE, Backend, TestRedisCluster, TestServer, assert_rest_error, basic_auth,

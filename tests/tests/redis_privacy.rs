@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use burnbox_core::{Keyring, MasterKey};
-use burnbox_store::{
-    NewSecret, OwnerId, RecentEntry, RedisConfig, RedisStore, RedisTopology, SecretStore,
-};
+use burnbox_store::{NewSecret, OwnerId, RecentEntry, SecretStore};
+use burnbox_store_redis::{RedisConfig, RedisStore, RedisTopology};
 use burnbox_tests::conformance::{HOUR, new_secret, unique};
 use burnbox_tests::{
     ALICE, BOB, Backend, TestRedis, TestServer, basic_auth, json_of, rest_share, test_master_key,

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use burnbox_store::{MemoryStore, RedisConfig, RedisStore, RedisTopology, SecretId, SecretStore};
+use burnbox_store::{KeyCheck, MemoryStore, SecretId, SecretStore};
+use burnbox_store_redis::{RedisConfig, RedisStore, RedisTopology};
 use burnbox_tests::conformance::{HOUR, conformance, new_secret, unique};
 use burnbox_tests::{TestRedis, eventually};
 
@@ -87,7 +88,7 @@ async fn redis_store_reports_unavailable_when_redis_is_gone() {
 }
 
 /// The key-check blob: the first proposal is kept, later ones only replace it when asked.
-async fn key_check_keeps_the_first_blob_unless_replaced(store: Arc<dyn SecretStore>) {
+async fn key_check_keeps_the_first_blob_unless_replaced(store: Arc<dyn KeyCheck>) {
     assert_eq!(
         store
             .key_check(b"first".to_vec(), false)

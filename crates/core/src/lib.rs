@@ -1,7 +1,9 @@
 //! burnbox's domain and its one handler, [`Secrets`]. The REST and gRPC adapters in the server
 //! turn wire input into the input types here and call the same methods, so validation, policy,
 //! key generation, encryption at rest and passphrase hashing exist once, in this crate. It never
-//! depends on a transport or on Redis: storage goes through [`burnbox_store::SecretStore`].
+//! depends on a transport or on Redis: storage goes through [`burnbox_store::SecretStore`] and
+//! the master-key check through [`burnbox_store::KeyCheck`] (burnbox-store has no Redis in it;
+//! the Redis store is burnbox-store-redis, which only the server depends on).
 
 mod crypto;
 mod error;

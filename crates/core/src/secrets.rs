@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use burnbox_store::{
-    FailedAttempt, NewSecret, OwnerId, ReceiptId, ReceiptState as StoredState, RecentEntry,
-    SecretId, SecretRecord, SecretStore, Take,
+    FailedAttempt, KeyCheck, NewSecret, OwnerId, ReceiptId, ReceiptState as StoredState,
+    RecentEntry, SecretId, SecretRecord, SecretStore, Take,
 };
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
@@ -40,6 +40,9 @@ pub struct Settings {
 /// The one-time secret service, transport-free.
 pub struct Secrets {
     store: Arc<dyn SecretStore>,
+    /// Where the master-key check blob is kept: the same backend as `store`, so the check
+    /// speaks for the secrets it guards.
+    key_check: Arc<dyn KeyCheck>,
     settings: Settings,
     /// Set once the store's data proved to be sealed with a configured master key.
     master_key_checked: std::sync::OnceLock<()>,
@@ -167,10 +170,16 @@ struct OpenedReceipt {
 }
 
 impl Secrets {
-    /// A handler over `store`.
-    pub fn new(store: Arc<dyn SecretStore>, settings: Settings) -> Self {
+    /// A handler over `store`, checking its master keys against the blob `key_check` keeps
+    /// (the same backend as `store`).
+    pub fn new(
+        store: Arc<dyn SecretStore>,
+        key_check: Arc<dyn KeyCheck>,
+        settings: Settings,
+    ) -> Self {
         Self {
             store,
+            key_check,
             settings,
             master_key_checked: std::sync::OnceLock::new(),
         }
@@ -227,11 +236,11 @@ impl Secrets {
         const TEXT: &[u8] = b"burnbox master key check v1";
         let keyring = &self.settings.keyring;
         let proposed = keyring.seal(Purpose::KeyCheck, CALLER_KEY, &[0; 32], TEXT)?;
-        let stored = self.store.key_check(proposed.clone(), false).await?;
+        let stored = self.key_check.key_check(proposed.clone(), false).await?;
         let check = match keyring.which_opens(Purpose::KeyCheck, CALLER_KEY, &[0; 32], &stored) {
             Some(WhichKey::Current) => MasterKeyCheck::Matches,
             Some(WhichKey::Previous) => {
-                self.store.key_check(proposed, true).await?;
+                self.key_check.key_check(proposed, true).await?;
                 MasterKeyCheck::Rotated
             }
             None => return Ok(MasterKeyCheck::Mismatch),

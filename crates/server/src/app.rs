@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use burnbox_core::{LinkMailer, MasterKeyCheck, Secrets, Settings};
 use burnbox_spec::v1::secrets_server::SecretsServer;
-use burnbox_store::{MemoryStore, RedisConfig, RedisStore, RedisTopology, SecretStore, StoreError};
+use burnbox_store::{KeyCheck, MemoryStore, RateLimiter, SecretStore, StoreError};
+use burnbox_store_redis::{RedisConfig, RedisStore, RedisTopology};
 use poem::EndpointExt;
 use poem::endpoint::ToDynEndpoint;
 use tokio::net::TcpListener;
@@ -132,7 +133,9 @@ impl Application {
         let auth = Arc::new(config.authenticator()?);
         let metrics = Arc::new(Metrics::new());
         let ca_certificates = config.redis_ca_certificates()?;
-        let store: Arc<dyn SecretStore> = match topology {
+        // One store, measured, handed to each of its roles: the handler keeps secrets and checks
+        // the master key in it, the gate counts requests in it.
+        let store = Arc::new(match topology {
             Some((setting, topology)) => {
                 let cluster = matches!(topology, RedisTopology::Cluster(_));
                 let custom_ca = ca_certificates.is_some();
@@ -145,24 +148,26 @@ impl Application {
                 .await
                 .map_err(|source| StartupError::Store { setting, source })?;
                 tracing::info!(cluster, custom_ca, "store: Redis");
-                Arc::new(store)
+                MeteredStore::new(Arc::new(store), metrics.clone())
             }
             None => {
                 tracing::info!(
                     budget_mib = config.memory_store_mib,
                     "store: in-process memory (no BURNBOX_REDIS_URL); secrets are lost on restart"
                 );
-                Arc::new(MemoryStore::with_budget(config.memory_store_budget_bytes()))
+                MeteredStore::new(
+                    Arc::new(MemoryStore::with_budget(config.memory_store_budget_bytes())),
+                    metrics.clone(),
+                )
             }
-        };
-        let store: Arc<dyn SecretStore> = Arc::new(MeteredStore::new(store, metrics.clone()));
+        });
         if ephemeral_key {
             tracing::warn!("no BURNBOX_MASTER_KEY: using an ephemeral master key for this process");
         }
         let gate = Arc::new(Gate::new(
             auth.clone(),
             config.anonymous_access(),
-            store.clone(),
+            store.clone() as Arc<dyn RateLimiter>,
             config.rate_limits(),
             config.trusted_proxies.clone(),
             metrics.clone(),
@@ -184,7 +189,8 @@ impl Application {
             );
         }
         let secrets = Arc::new(Secrets::new(
-            store,
+            store.clone() as Arc<dyn SecretStore>,
+            store as Arc<dyn KeyCheck>,
             Settings {
                 policy,
                 keyring,

@@ -404,7 +404,7 @@ impl Config {
     /// `rediss://` is refused here, naming the setting, before any connection is tried.
     pub fn redis_topology(
         &self,
-    ) -> Result<Option<(&'static str, burnbox_store::RedisTopology)>, ConfigError> {
+    ) -> Result<Option<(&'static str, burnbox_store_redis::RedisTopology)>, ConfigError> {
         let check = |setting: &'static str, url: &str| {
             let scheme = url.split_once("://").map(|(scheme, _)| scheme);
             if matches!(scheme, Some("redis" | "rediss")) {
@@ -423,7 +423,7 @@ impl Config {
                 check("BURNBOX_REDIS_URL", url)?;
                 Ok(Some((
                     "BURNBOX_REDIS_URL",
-                    burnbox_store::RedisTopology::Standalone(url.clone()),
+                    burnbox_store_redis::RedisTopology::Standalone(url.clone()),
                 )))
             }
             (None, []) => Ok(None),
@@ -433,7 +433,7 @@ impl Config {
                 }
                 Ok(Some((
                     "BURNBOX_REDIS_CLUSTER_NODES",
-                    burnbox_store::RedisTopology::Cluster(nodes.to_vec()),
+                    burnbox_store_redis::RedisTopology::Cluster(nodes.to_vec()),
                 )))
             }
         }

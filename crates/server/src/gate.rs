@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use burnbox_core::{Caller, Error, ErrorKind};
-use burnbox_store::{RateDecision, RateKey, SecretStore};
+use burnbox_store::{RateDecision, RateKey, RateLimiter};
 use ipnet::IpNet;
 
 use crate::auth::Authenticator;
@@ -90,7 +90,7 @@ const WINDOW: Duration = Duration::from_secs(60);
 pub struct Gate {
     auth: Arc<Authenticator>,
     anonymous: AnonymousAccess,
-    store: Arc<dyn SecretStore>,
+    rate_limiter: Arc<dyn RateLimiter>,
     limits: RateLimits,
     trusted_proxies: Vec<IpNet>,
     metrics: Arc<Metrics>,
@@ -102,11 +102,12 @@ impl Gate {
         self.anonymous
     }
 
-    /// A gate counting rate limits in `store` (so replicas sharing a Redis share the counts).
+    /// A gate counting rate limits in `rate_limiter` (the store's, so replicas sharing a Redis
+    /// share the counts).
     pub fn new(
         auth: Arc<Authenticator>,
         anonymous: AnonymousAccess,
-        store: Arc<dyn SecretStore>,
+        rate_limiter: Arc<dyn RateLimiter>,
         limits: RateLimits,
         trusted_proxies: Vec<IpNet>,
         metrics: Arc<Metrics>,
@@ -114,7 +115,7 @@ impl Gate {
         Self {
             auth,
             anonymous,
-            store,
+            rate_limiter,
             limits,
             trusted_proxies,
             metrics,
@@ -161,7 +162,7 @@ impl Gate {
             return Ok(());
         }
         let key = RateKey::new(class.name(), counted_as);
-        match self.store.rate_limit(&key, limit, WINDOW).await? {
+        match self.rate_limiter.rate_limit(&key, limit, WINDOW).await? {
             RateDecision::Allowed => Ok(()),
             RateDecision::Limited { retry_after } => {
                 tracing::info!(class = class.name(), "rate limited");

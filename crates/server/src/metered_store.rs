@@ -1,5 +1,6 @@
-//! A [`SecretStore`] decorator that times every operation, counts failures, and counts secrets
-//! shared, revealed and burned where it happens: in the store, whatever the transport or path.
+//! A decorator of the store in all three of its roles ([`SecretStore`], [`RateLimiter`],
+//! [`KeyCheck`]) that times every operation, counts failures, and counts secrets shared,
+//! revealed and burned where it happens: in the store, whatever the transport or path.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -7,22 +8,33 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use burnbox_store::{
-    FailedAttempt, NewSecret, OwnerId, RateDecision, RateKey, ReceiptId, RecordStatus, SecretId,
-    SecretRecord, SecretStore, StoreError, StoredReceipt, Take, UnixSeconds,
+    FailedAttempt, KeyCheck, NewSecret, OwnerId, RateDecision, RateKey, RateLimiter, ReceiptId,
+    RecordStatus, SecretId, SecretRecord, SecretStore, StoreError, StoredReceipt, Take,
+    UnixSeconds,
 };
 
 use crate::metrics::Metrics;
 
-/// `inner`, measured into `metrics`.
+/// One store, measured into `metrics` in each of its roles.
 pub struct MeteredStore {
     inner: Arc<dyn SecretStore>,
+    rate_limiter: Arc<dyn RateLimiter>,
+    key_check: Arc<dyn KeyCheck>,
     metrics: Arc<Metrics>,
 }
 
 impl MeteredStore {
-    /// Wraps `inner`.
-    pub fn new(inner: Arc<dyn SecretStore>, metrics: Arc<Metrics>) -> Self {
-        Self { inner, metrics }
+    /// Wraps `inner`, the one store that keeps secrets, counts requests and holds the key check.
+    pub fn new<S>(inner: Arc<S>, metrics: Arc<Metrics>) -> Self
+    where
+        S: SecretStore + RateLimiter + KeyCheck,
+    {
+        Self {
+            inner: inner.clone(),
+            rate_limiter: inner.clone(),
+            key_check: inner,
+            metrics,
+        }
     }
 
     async fn measure<T>(
@@ -107,16 +119,6 @@ impl SecretStore for MeteredStore {
         Ok(outcome)
     }
 
-    async fn rate_limit(
-        &self,
-        key: &RateKey,
-        limit: u32,
-        window: Duration,
-    ) -> Result<RateDecision, StoreError> {
-        self.measure("rate_limit", self.inner.rate_limit(key, limit, window))
-            .await
-    }
-
     async fn receipt(&self, id: &ReceiptId) -> Result<Option<StoredReceipt>, StoreError> {
         self.measure("receipt", self.inner.receipt(id)).await
     }
@@ -131,12 +133,31 @@ impl SecretStore for MeteredStore {
             .await
     }
 
-    async fn key_check(&self, proposed: Vec<u8>, replace: bool) -> Result<Vec<u8>, StoreError> {
-        self.measure("key_check", self.inner.key_check(proposed, replace))
-            .await
-    }
-
     async fn ping(&self) -> Result<(), StoreError> {
         self.measure("ping", self.inner.ping()).await
+    }
+}
+
+#[async_trait]
+impl RateLimiter for MeteredStore {
+    async fn rate_limit(
+        &self,
+        key: &RateKey,
+        limit: u32,
+        window: Duration,
+    ) -> Result<RateDecision, StoreError> {
+        self.measure(
+            "rate_limit",
+            self.rate_limiter.rate_limit(key, limit, window),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl KeyCheck for MeteredStore {
+    async fn key_check(&self, proposed: Vec<u8>, replace: bool) -> Result<Vec<u8>, StoreError> {
+        self.measure("key_check", self.key_check.key_check(proposed, replace))
+            .await
     }
 }

@@ -171,7 +171,8 @@ pub fn init(config: &TelemetryConfig) -> Result<Telemetry, String> {
         .with_target("burnbox", tracing::Level::INFO)
         .with_target("burnbox_server", tracing::Level::INFO)
         .with_target("burnbox_core", tracing::Level::INFO)
-        .with_target("burnbox_store", tracing::Level::INFO);
+        .with_target("burnbox_store", tracing::Level::INFO)
+        .with_target("burnbox_store_redis", tracing::Level::INFO);
     // Without an exporter the OpenTelemetry layer would build spans nobody sees: leave it out
     // (a third of a reveal's tracing cost) and keep trace ids in the request scope instead.
     let traces = config.otlp_endpoint.as_ref().map(|_| {

@@ -1,20 +1,25 @@
-//! burnbox's storage layer: the [`SecretStore`] trait and its two implementations,
-//! [`RedisStore`] (the real one) and [`MemoryStore`] (the embedded default).
+//! burnbox's storage seam: the traits every store implements ([`SecretStore`] for secrets and
+//! receipts, [`RateLimiter`] for request counting, [`KeyCheck`] for the master-key check blob),
+//! the ids and records they speak in, and [`MemoryStore`], the embedded default. The Redis
+//! implementation lives in its own crate (`burnbox-store-redis`), so nothing that depends on this
+//! one (core above all) can reach Redis.
 //!
 //! A store keeps opaque, already-sealed bytes and offers atomic operations on them: create a
 //! secret with its receipt, take a secret exactly once, read a receipt. It knows nothing of
-//! policy, crypto or transports. What it does own is the storage layout: records are addressed by
-//! a domain-separated SHA-256 of their keys ([`SecretId`], [`ReceiptId`]), so no storage key ever
+//! policy, crypto or transports. What it does own is the addressing: records are addressed by a
+//! domain-separated SHA-256 of their keys ([`SecretId`], [`ReceiptId`]), so no storage key ever
 //! contains a secret key or metadata key.
 //!
 //! Ids of guessable subjects ([`OwnerId`] of a customer id, [`RateKey`] of a client address)
-//! are named in Redis through a keyed hash with a [`NamingKey`] derived from the master key, so
-//! a Redis reader cannot test guesses against them. [`SecretId`] and [`ReceiptId`] stay plain
-//! SHA-256: they hash ~160-bit random keys nobody can guess, and must not move when the master
-//! key rotates.
+//! are named in a shared store through a keyed hash with a [`NamingKey`] derived from the master
+//! key, so a reader of the store cannot test guesses against them. [`SecretId`] and
+//! [`ReceiptId`] stay plain SHA-256: they hash ~160-bit random keys nobody can guess, and must
+//! not move when the master key rotates.
+//!
+//! Never: depend on a store client (Redis or any other), see a plaintext, a key, a passphrase or
+//! a token, or decide policy.
 
 mod memory;
-mod redis_store;
 
 use std::time::Duration;
 
@@ -24,7 +29,6 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 pub use memory::{DEFAULT_MEMORY_BUDGET_BYTES, MemoryStore};
-pub use redis_store::{RedisConfig, RedisStore, RedisTopology};
 
 /// Seconds since the Unix epoch.
 pub type UnixSeconds = i64;
@@ -42,20 +46,22 @@ impl SecretId {
         Self(domain_hash(b"burnbox/v1/secret-id", secret_key))
     }
 
+    /// The id from its 32 raw bytes, as a store reads it back (a receipt's pointer names its
+    /// secret by id).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
     /// The id as 32 raw bytes (bound as associated data by the crypto in core).
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
-    }
-
-    fn to_hex(self) -> String {
-        hex32(&self.0)
     }
 }
 
 impl std::fmt::Debug for SecretId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The id is not secret, but a short prefix is all a log reader needs.
-        write!(f, "SecretId({}…)", &self.to_hex()[..12])
+        write!(f, "SecretId({}…)", short_hex(&self.0))
     }
 }
 
@@ -70,14 +76,15 @@ impl ReceiptId {
         Self(domain_hash(b"burnbox/v1/receipt-id", metadata_key))
     }
 
-    fn to_hex(self) -> String {
-        hex32(&self.0)
+    /// The id as 32 raw bytes (what a store names the receipt pointer by).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
     }
 }
 
 impl std::fmt::Debug for ReceiptId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ReceiptId({}…)", &self.to_hex()[..12])
+        write!(f, "ReceiptId({}…)", short_hex(&self.0))
     }
 }
 
@@ -96,15 +103,11 @@ impl OwnerId {
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
-
-    fn to_hex(self) -> String {
-        hex32(&self.0)
-    }
 }
 
 impl std::fmt::Debug for OwnerId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "OwnerId({}…)", &self.to_hex()[..12])
+        write!(f, "OwnerId({}…)", short_hex(&self.0))
     }
 }
 
@@ -123,14 +126,16 @@ impl RateKey {
         ))
     }
 
-    fn to_hex(self) -> String {
-        hex32(&self.0)
+    /// The key as 32 raw bytes. Guessable: a shared store names its window by
+    /// [`NamingKey::name`] of these, never by the bytes themselves.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
     }
 }
 
 impl std::fmt::Debug for RateKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RateKey({}…)", &self.to_hex()[..12])
+        write!(f, "RateKey({}…)", short_hex(&self.0))
     }
 }
 
@@ -146,9 +151,10 @@ impl NamingKey {
         Self(Zeroizing::new(bytes))
     }
 
-    /// HMAC-SHA256 of `id` under this key: the name of a guessable id. The ids hashed are
-    /// already domain-separated digests, so one key serves every kind of id.
-    fn name(&self, id: &[u8; 32]) -> [u8; 32] {
+    /// HMAC-SHA256 of `id` under this key: the name of a guessable id ([`OwnerId::as_bytes`],
+    /// [`RateKey::as_bytes`]). The ids hashed are already domain-separated digests, so one key
+    /// serves every kind of id.
+    pub fn name(&self, id: &[u8; 32]) -> [u8; 32] {
         // HMAC takes a key of any length: this cannot fail.
         let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(self.0.as_slice())
             .unwrap_or_else(|_| unreachable!("HMAC accepts 32-byte keys"));
@@ -173,7 +179,7 @@ pub struct NamingKeys {
     pub previous: Option<NamingKey>,
 }
 
-/// What [`SecretStore::rate_limit`] decided.
+/// What [`RateLimiter::rate_limit`] decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RateDecision {
     /// Within the limit; the request was counted.
@@ -196,14 +202,9 @@ pub enum FailedAttempt {
     Missing,
 }
 
-/// Lower-case hex of a 32-byte id. Ids name Redis keys on every request: encoded into a fixed
-/// buffer, then copied into a string of the right size, where `hex::encode` builds it through a
-/// char iterator of unknown length.
-fn hex32(bytes: &[u8; 32]) -> String {
-    let mut text = [0u8; 64];
-    // Cannot fail: the buffer is exactly twice the input.
-    let _ = hex::encode_to_slice(bytes, &mut text);
-    text.iter().map(|&digit| char::from(digit)).collect()
+/// The first 12 hex digits of an id: enough for a log reader to tell ids apart.
+fn short_hex(bytes: &[u8; 32]) -> String {
+    hex::encode(&bytes[..6])
 }
 
 fn domain_hash(domain: &[u8], key: &str) -> [u8; 32] {
@@ -247,25 +248,6 @@ pub enum ReceiptState {
     Received,
     /// Destroyed unread.
     Burned,
-}
-
-impl ReceiptState {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::New => "new",
-            Self::Received => "received",
-            Self::Burned => "burned",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Self> {
-        match text {
-            "new" => Some(Self::New),
-            "received" => Some(Self::Received),
-            "burned" => Some(Self::Burned),
-            _ => None,
-        }
-    }
 }
 
 /// A receipt as stored: the sealed immutable part plus the state the store updates.
@@ -401,16 +383,6 @@ pub trait SecretStore: Send + Sync + 'static {
         now: UnixSeconds,
     ) -> Result<FailedAttempt, StoreError>;
 
-    /// Counts one request under `key` if fewer than `limit` were counted in the last `window`
-    /// (a sliding window: at most `limit` in any `window`, all at once included). Shared by every
-    /// process using the same store.
-    async fn rate_limit(
-        &self,
-        key: &RateKey,
-        limit: u32,
-        window: Duration,
-    ) -> Result<RateDecision, StoreError>;
-
     /// Reads a receipt through its pointer. `None` when the receipt expired or never existed.
     async fn receipt(&self, id: &ReceiptId) -> Result<Option<StoredReceipt>, StoreError>;
 
@@ -423,14 +395,34 @@ pub trait SecretStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Vec<u8>>, StoreError>;
 
+    /// Checks that the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Sliding-window request counting, for the gate's rate limits. Kept in the same backend as the
+/// secrets, so every process sharing a store shares the counts.
+#[async_trait]
+pub trait RateLimiter: Send + Sync + 'static {
+    /// Counts one request under `key` if fewer than `limit` were counted in the last `window`
+    /// (a sliding window: at most `limit` in any `window`, all at once included). Shared by every
+    /// process using the same store.
+    async fn rate_limit(
+        &self,
+        key: &RateKey,
+        limit: u32,
+        window: Duration,
+    ) -> Result<RateDecision, StoreError>;
+}
+
+/// The master-key check blob: one value per store, with no expiry, telling a starting server
+/// whether its master keys are the ones the stored secrets were sealed with.
+#[async_trait]
+pub trait KeyCheck: Send + Sync + 'static {
     /// Stores `proposed` as the master-key check blob unless one is stored already, and returns
     /// the stored one (with `replace`, stores `proposed` in any case). Core seals a known text
     /// in it, so a server whose master key cannot open it refuses to start instead of failing
     /// every secret it touches.
     async fn key_check(&self, proposed: Vec<u8>, replace: bool) -> Result<Vec<u8>, StoreError>;
-
-    /// Checks that the store answers.
-    async fn ping(&self) -> Result<(), StoreError>;
 }
 
 #[cfg(test)]
@@ -438,13 +430,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_are_named_by_their_lower_case_hex() {
-        let mut bytes = [0u8; 32];
-        for (index, byte) in bytes.iter_mut().enumerate() {
-            *byte = u8::try_from(index * 8).unwrap_or(u8::MAX);
-        }
-        let expected: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
-        assert_eq!(hex32(&bytes), expected);
-        assert_eq!(hex32(&[0xff; 32]), "ff".repeat(32));
+    fn ids_print_only_a_short_prefix_of_their_hex() {
+        let id = SecretId::from_secret_key("k");
+        let full = hex::encode(id.as_bytes());
+        let printed = format!("{id:?}");
+        assert_eq!(printed, format!("SecretId({}…)", &full[..12]));
+        let receipt = ReceiptId::from_metadata_key("m");
+        let printed = format!("{receipt:?}");
+        assert_eq!(
+            printed,
+            format!("ReceiptId({}…)", &hex::encode(receipt.as_bytes())[..12])
+        );
     }
 }

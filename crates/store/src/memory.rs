@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use crate::{
-    FailedAttempt, NewSecret, OwnerId, RateDecision, RateKey, ReceiptId, ReceiptState,
-    RecordStatus, SecretId, SecretRecord, SecretStore, StoreError, StoredReceipt, Take,
-    UnixSeconds,
+    FailedAttempt, KeyCheck, NewSecret, OwnerId, RateDecision, RateKey, RateLimiter, ReceiptId,
+    ReceiptState, RecordStatus, SecretId, SecretRecord, SecretStore, StoreError, StoredReceipt,
+    Take, UnixSeconds,
 };
 
 /// How often expired entries are swept out; between sweeps they are only invisible.
@@ -27,7 +27,8 @@ pub const DEFAULT_MEMORY_BUDGET_BYTES: usize = 256 * 1024 * 1024;
 /// rather than matching it to the byte.
 const ENTRY_OVERHEAD: usize = 128;
 
-/// In-process [`SecretStore`]; secrets are lost when the process exits.
+/// In-process [`SecretStore`], [`RateLimiter`] and [`KeyCheck`]; everything is lost when the
+/// process exits.
 pub struct MemoryStore {
     state: Mutex<State>,
     budget_bytes: usize,
@@ -337,40 +338,6 @@ impl SecretStore for MemoryStore {
         Ok(FailedAttempt::Burned)
     }
 
-    async fn rate_limit(
-        &self,
-        key: &RateKey,
-        limit: u32,
-        window: Duration,
-    ) -> Result<RateDecision, StoreError> {
-        let now = Instant::now();
-        let mut state = self.lock();
-        state.purge_if_due(now);
-        let entry = state
-            .rate_windows
-            .entry(*key)
-            .or_insert_with(|| RateWindow {
-                counted: VecDeque::new(),
-                window,
-            });
-        entry.window = window;
-        while entry
-            .counted
-            .front()
-            .is_some_and(|oldest| *oldest + window <= now)
-        {
-            entry.counted.pop_front();
-        }
-        if entry.counted.len() >= usize::try_from(limit).unwrap_or(usize::MAX) {
-            let oldest = entry.counted.front().copied().unwrap_or(now);
-            return Ok(RateDecision::Limited {
-                retry_after: (oldest + window).saturating_duration_since(now),
-            });
-        }
-        entry.counted.push_back(now);
-        Ok(RateDecision::Allowed)
-    }
-
     async fn recent(
         &self,
         owner: &OwnerId,
@@ -416,16 +383,56 @@ impl SecretStore for MemoryStore {
         }))
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RateLimiter for MemoryStore {
+    async fn rate_limit(
+        &self,
+        key: &RateKey,
+        limit: u32,
+        window: Duration,
+    ) -> Result<RateDecision, StoreError> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        state.purge_if_due(now);
+        let entry = state
+            .rate_windows
+            .entry(*key)
+            .or_insert_with(|| RateWindow {
+                counted: VecDeque::new(),
+                window,
+            });
+        entry.window = window;
+        while entry
+            .counted
+            .front()
+            .is_some_and(|oldest| *oldest + window <= now)
+        {
+            entry.counted.pop_front();
+        }
+        if entry.counted.len() >= usize::try_from(limit).unwrap_or(usize::MAX) {
+            let oldest = entry.counted.front().copied().unwrap_or(now);
+            return Ok(RateDecision::Limited {
+                retry_after: (oldest + window).saturating_duration_since(now),
+            });
+        }
+        entry.counted.push_back(now);
+        Ok(RateDecision::Allowed)
+    }
+}
+
+#[async_trait]
+impl KeyCheck for MemoryStore {
     async fn key_check(&self, proposed: Vec<u8>, replace: bool) -> Result<Vec<u8>, StoreError> {
         let mut state = self.lock();
         if replace || state.key_check.is_none() {
             state.key_check = Some(proposed);
         }
         Ok(state.key_check.clone().unwrap_or_default())
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        Ok(())
     }
 }
 

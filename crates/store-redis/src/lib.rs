@@ -1,0 +1,423 @@
+//! burnbox's Redis store: [`RedisStore`] implements burnbox-store's [`SecretStore`],
+//! [`RateLimiter`] and [`KeyCheck`] on a standalone Redis or a Redis Cluster, over TLS when the
+//! URLs say `rediss://`.
+//!
+//! - `connection`: the topology, TLS, connecting and reconnecting, and what Redis errors mean;
+//! - `keys`: the key layout (names, hash tags) and the bytes stored under each key;
+//! - `scripts`: the Lua scripts that make each multi-step change atomic, and their invocation;
+//! - here: the store's operations, each one round trip (a command, a pipeline per slot, or a
+//!   script).
+//!
+//! The record and the receipt share a hash tag, so one script burns the record with `GETDEL` and
+//! marks the receipt in a single round trip, inside one Redis Cluster slot. Everything but the
+//! master-key check carries a TTL: the record its own, the receipt and pointer twice that. No
+//! sweeper is needed. After a master-key rotation a customer's recent list is read under the
+//! previous naming key too, until its entries expire; rate-limit windows (one minute) simply
+//! start afresh.
+//!
+//! Never: see a plaintext, a key, a passphrase or a token (records arrive sealed, ids hashed);
+//! decide policy; be depended on by core (only the server, which picks the store, knows it).
+
+mod connection;
+mod keys;
+mod scripts;
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use burnbox_store::{
+    FailedAttempt, KeyCheck, NamingKeys, NewSecret, OwnerId, RateDecision, RateKey, RateLimiter,
+    ReceiptId, ReceiptState, RecordStatus, SecretId, SecretRecord, SecretStore, StoreError,
+    StoredReceipt, Take, UnixSeconds,
+};
+use redis::AsyncCommands;
+
+pub use connection::RedisTopology;
+
+use connection::{Connection, classify};
+use keys::{
+    KEY_CHECK, SecretKeys, decode_flags, parse_pointer, parse_timestamp, pointer_key,
+    pointer_value, rate_key, recent_key, record_from_bytes, record_to_bytes, state_from_text,
+    state_to_text, unkeyed_recent_key,
+};
+use scripts::{Scripts, TakeMode, TakeOutcome};
+
+/// How [`RedisStore`] connects.
+#[derive(Clone, Debug)]
+pub struct RedisConfig {
+    /// Where Redis is.
+    pub topology: RedisTopology,
+    /// Longest wait for one command's answer (or for a connection) before failing as unavailable.
+    pub timeout: Duration,
+    /// The keys naming customers' recent lists and rate-limit windows.
+    pub naming: NamingKeys,
+    /// PEM certificates of the CAs a `rediss://` server must chain to; `None`: the system's
+    /// root certificates.
+    pub ca_certificates: Option<Vec<u8>>,
+}
+
+/// [`SecretStore`], [`RateLimiter`] and [`KeyCheck`] on a standalone Redis or a Redis Cluster,
+/// reconnecting by itself after Redis restarts.
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: Connection,
+    naming: NamingKeys,
+    scripts: Scripts,
+}
+
+impl RedisStore {
+    /// Prepares the connection. Redis need not be up yet: a standalone Redis is connected to on
+    /// first use, a cluster in the background from now on.
+    pub async fn connect(config: &RedisConfig) -> Result<Self, StoreError> {
+        let connection = Connection::open(
+            &config.topology,
+            config.timeout,
+            config.ca_certificates.as_deref(),
+        )?;
+        Ok(Self {
+            connection,
+            naming: config.naming.clone(),
+            scripts: Scripts::new(),
+        })
+    }
+
+    /// The entries of the recent list named `name` created at or after `since`, newest first, at
+    /// most `limit`, with their scores (creation time in µs).
+    async fn read_recent(
+        &self,
+        name: String,
+        since: UnixSeconds,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, f64)>, StoreError> {
+        let mut connection = self.connection.clone();
+        redis::cmd("ZREVRANGEBYSCORE")
+            .arg(name)
+            .arg("+inf")
+            .arg(seconds_to_micros(since))
+            .arg("WITHSCORES")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut connection)
+            .await
+            .map_err(classify)
+    }
+}
+
+#[async_trait]
+impl SecretStore for RedisStore {
+    #[tracing::instrument(name = "redis create", skip_all, fields(otel.name = "PIPELINE", otel.kind = "client", db.system = "redis", db.operation.name = "PIPELINE"))]
+    async fn create(&self, new: NewSecret) -> Result<(), StoreError> {
+        let keys = SecretKeys::of(&new.secret_id);
+        let receipt = keys.receipt();
+        let receipt_ms = millis(new.receipt_ttl);
+        // One pipeline per slot (a cluster refuses pipelines across slots): the record and its
+        // receipt share one, the pointer and the recent index have their own. They are sent
+        // together on the multiplexed connection, so this is still about one round trip.
+        let mut secret = redis::pipe();
+        secret
+            .cmd("SET")
+            .arg(keys.record())
+            .arg(record_to_bytes(new.record))
+            .arg("PX")
+            .arg(millis(new.secret_ttl))
+            .ignore()
+            .hset_multiple(
+                &receipt,
+                &[
+                    ("sealed", new.receipt),
+                    (
+                        "state",
+                        state_to_text(ReceiptState::New).as_bytes().to_vec(),
+                    ),
+                    ("updated", new.created.to_string().into_bytes()),
+                ],
+            )
+            .ignore()
+            .pexpire(&receipt, receipt_ms as i64)
+            .ignore();
+        let mut pointer = redis::cmd("SET");
+        pointer
+            .arg(pointer_key(&new.receipt_id))
+            .arg(pointer_value(&new.secret_id))
+            .arg("PX")
+            .arg(receipt_ms);
+        let mut index = redis::pipe();
+        if let Some(recent) = new.recent {
+            let key = recent_key(&self.naming.current, &recent.owner);
+            let score = now_micros();
+            let retain_micros = i64::try_from(recent.retain.as_micros()).unwrap_or(i64::MAX);
+            index
+                .zadd(&key, recent.sealed, score)
+                .ignore()
+                .cmd("ZREMRANGEBYSCORE")
+                .arg(&key)
+                .arg("-inf")
+                .arg(format!("({}", score.saturating_sub(retain_micros)))
+                .ignore()
+                .pexpire(&key, millis(recent.retain) as i64)
+                .ignore();
+        }
+        let (mut for_secret, mut for_pointer, mut for_index) = (
+            self.connection.clone(),
+            self.connection.clone(),
+            self.connection.clone(),
+        );
+        tokio::try_join!(
+            secret.exec_async(&mut for_secret),
+            pointer.exec_async(&mut for_pointer),
+            async {
+                if index.is_empty() {
+                    Ok(())
+                } else {
+                    index.exec_async(&mut for_index).await
+                }
+            },
+        )
+        .map(drop)
+        .map_err(classify)
+    }
+
+    #[tracing::instrument(name = "redis take_unprotected", skip_all, fields(otel.name = "EVALSHA", otel.kind = "client", db.system = "redis", db.operation.name = "EVALSHA"))]
+    async fn take_unprotected(&self, id: &SecretId, at: UnixSeconds) -> Result<Take, StoreError> {
+        let taken = self
+            .scripts
+            .take(
+                &self.connection,
+                &SecretKeys::of(id),
+                TakeMode::Unprotected,
+                at,
+            )
+            .await?;
+        Ok(match taken {
+            None => Take::Missing,
+            Some((TakeOutcome::Taken, bytes)) => Take::Taken(record_from_bytes(bytes)?),
+            Some((TakeOutcome::Protected, bytes)) => Take::Protected(record_from_bytes(bytes)?),
+        })
+    }
+
+    #[tracing::instrument(name = "redis take", skip_all, fields(otel.name = "EVALSHA", otel.kind = "client", db.system = "redis", db.operation.name = "EVALSHA"))]
+    async fn take(
+        &self,
+        id: &SecretId,
+        at: UnixSeconds,
+    ) -> Result<Option<SecretRecord>, StoreError> {
+        self.scripts
+            .take(&self.connection, &SecretKeys::of(id), TakeMode::Any, at)
+            .await?
+            .map(|(_, bytes)| record_from_bytes(bytes))
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "redis peek", skip_all, fields(otel.name = "GET", otel.kind = "client", db.system = "redis", db.operation.name = "GET"))]
+    async fn peek(&self, id: &SecretId) -> Result<Option<SecretRecord>, StoreError> {
+        let mut connection = self.connection.clone();
+        let bytes: Option<Vec<u8>> = connection
+            .get(SecretKeys::of(id).record())
+            .await
+            .map_err(classify)?;
+        bytes.map(record_from_bytes).transpose()
+    }
+
+    #[tracing::instrument(name = "redis inspect", skip_all, fields(otel.name = "PIPELINE", otel.kind = "client", db.system = "redis", db.operation.name = "PIPELINE"))]
+    async fn inspect(&self, id: &SecretId) -> Result<Option<RecordStatus>, StoreError> {
+        let mut connection = self.connection.clone();
+        let record = SecretKeys::of(id).record();
+        // The flag byte alone: the sealed value never leaves Redis for a look-up. The two
+        // commands may straddle a take; either one seeing the record gone means it is gone.
+        let (flag, pttl): (Vec<u8>, i64) = redis::pipe()
+            .getrange(&record, 0, 0)
+            .pttl(&record)
+            .query_async(&mut connection)
+            .await
+            .map_err(classify)?;
+        let (Some(&flags), Some(ttl)) = (flag.first(), remaining(pttl)) else {
+            return Ok(None);
+        };
+        let (protected, end_to_end) = decode_flags(flags)?;
+        Ok(Some(RecordStatus {
+            protected,
+            end_to_end,
+            ttl,
+        }))
+    }
+
+    #[tracing::instrument(name = "redis burn", skip_all, fields(otel.name = "EVALSHA", otel.kind = "client", db.system = "redis", db.operation.name = "EVALSHA"))]
+    async fn burn(&self, id: &SecretId, at: UnixSeconds) -> Result<bool, StoreError> {
+        self.scripts
+            .burn(&self.connection, &SecretKeys::of(id), at)
+            .await
+    }
+
+    #[tracing::instrument(name = "redis fail_attempt", skip_all, fields(otel.name = "EVALSHA", otel.kind = "client", db.system = "redis", db.operation.name = "EVALSHA"))]
+    async fn fail_attempt(
+        &self,
+        id: &SecretId,
+        max_attempts: u32,
+        at: UnixSeconds,
+    ) -> Result<FailedAttempt, StoreError> {
+        let left = self
+            .scripts
+            .fail_attempt(&self.connection, &SecretKeys::of(id), max_attempts, at)
+            .await?;
+        Ok(match u32::try_from(left) {
+            Err(_) => FailedAttempt::Missing,
+            Ok(0) => FailedAttempt::Burned,
+            Ok(left) => FailedAttempt::Remaining(left),
+        })
+    }
+
+    #[tracing::instrument(name = "redis recent", skip_all, fields(otel.name = "ZREVRANGEBYSCORE", otel.kind = "client", db.system = "redis", db.operation.name = "ZREVRANGEBYSCORE"))]
+    async fn recent(
+        &self,
+        owner: &OwnerId,
+        since: UnixSeconds,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        // The list under the current name, and where older entries may still be: under the
+        // previous master key's name during a rotation, and under the unkeyed name of old.
+        let read = |name: String| self.read_recent(name, since, limit);
+        let (current, previous, unkeyed) = tokio::try_join!(
+            read(recent_key(&self.naming.current, owner)),
+            async {
+                match &self.naming.previous {
+                    Some(previous) => read(recent_key(previous, owner)).await,
+                    None => Ok(Vec::new()),
+                }
+            },
+            read(unkeyed_recent_key(owner)),
+        )?;
+        let mut entries: Vec<(Vec<u8>, f64)> =
+            current.into_iter().chain(previous).chain(unkeyed).collect();
+        // Newest first; an entry found under two names is listed once.
+        entries.sort_by(|(_, a), (_, b)| b.total_cmp(a));
+        let mut seen = std::collections::HashSet::new();
+        entries.retain(|(entry, _)| seen.insert(entry.clone()));
+        entries.truncate(limit);
+        Ok(entries.into_iter().map(|(entry, _)| entry).collect())
+    }
+
+    #[tracing::instrument(name = "redis receipt", skip_all, fields(otel.name = "GET", otel.kind = "client", db.system = "redis", db.operation.name = "GET"))]
+    async fn receipt(&self, id: &ReceiptId) -> Result<Option<StoredReceipt>, StoreError> {
+        let mut connection = self.connection.clone();
+        let pointer: Option<String> = connection.get(pointer_key(id)).await.map_err(classify)?;
+        let Some(secret_id) = pointer.as_deref().and_then(parse_pointer) else {
+            return Ok(None);
+        };
+        let keys = SecretKeys::of(&secret_id);
+        let receipt = keys.receipt();
+        let (fields, receipt_pttl, record_pttl): (HashMap<String, Vec<u8>>, i64, i64) =
+            redis::pipe()
+                .hgetall(&receipt)
+                .pttl(&receipt)
+                .pttl(keys.record())
+                .query_async(&mut connection)
+                .await
+                .map_err(classify)?;
+        let (Some(receipt_ttl), Some(sealed), Some(state)) = (
+            remaining(receipt_pttl),
+            fields.get("sealed"),
+            fields.get("state"),
+        ) else {
+            return Ok(None);
+        };
+        let state = std::str::from_utf8(state)
+            .ok()
+            .and_then(state_from_text)
+            .ok_or_else(|| StoreError::Internal("malformed receipt state".into()))?;
+        Ok(Some(StoredReceipt {
+            secret_id,
+            sealed: sealed.clone(),
+            state,
+            updated: parse_timestamp(&fields, "updated")?.unwrap_or_default(),
+            received: parse_timestamp(&fields, "received")?,
+            burned: parse_timestamp(&fields, "burned")?,
+            receipt_ttl,
+            secret_ttl: remaining(record_pttl),
+        }))
+    }
+
+    #[tracing::instrument(name = "redis ping", skip_all, fields(otel.name = "PING", otel.kind = "client", db.system = "redis", db.operation.name = "PING"))]
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut connection)
+            .await
+            .map(drop)
+            .map_err(classify)
+    }
+}
+
+#[async_trait]
+impl RateLimiter for RedisStore {
+    #[tracing::instrument(name = "redis rate_limit", skip_all, fields(otel.name = "EVALSHA", otel.kind = "client", db.system = "redis", db.operation.name = "EVALSHA"))]
+    async fn rate_limit(
+        &self,
+        key: &RateKey,
+        limit: u32,
+        window: Duration,
+    ) -> Result<RateDecision, StoreError> {
+        let wait_ms = self
+            .scripts
+            .rate_limit(
+                &self.connection,
+                rate_key(&self.naming.current, key),
+                limit,
+                window,
+            )
+            .await?;
+        Ok(match wait_ms {
+            0 => RateDecision::Allowed,
+            wait => RateDecision::Limited {
+                retry_after: Duration::from_millis(wait),
+            },
+        })
+    }
+}
+
+#[async_trait]
+impl KeyCheck for RedisStore {
+    #[tracing::instrument(name = "redis key_check", skip_all, fields(otel.name = "PIPELINE", otel.kind = "client", db.system = "redis", db.operation.name = "PIPELINE"))]
+    async fn key_check(&self, proposed: Vec<u8>, replace: bool) -> Result<Vec<u8>, StoreError> {
+        let mut connection = self.connection.clone();
+        let mut set = redis::cmd("SET");
+        set.arg(KEY_CHECK).arg(proposed);
+        if !replace {
+            set.arg("NX");
+        }
+        let (_, stored): ((), Vec<u8>) = redis::pipe()
+            .add_command(set)
+            .get(KEY_CHECK)
+            .query_async(&mut connection)
+            .await
+            .map_err(classify)?;
+        Ok(stored)
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    // Redis rejects a zero expiry; a secret always lives at least a millisecond.
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+/// PTTL's answer as a duration: negative answers mean "no such key" (-2) or "no expiry" (-1).
+fn remaining(pttl: i64) -> Option<Duration> {
+    u64::try_from(pttl).ok().map(Duration::from_millis)
+}
+
+/// Microseconds since the epoch on this process's clock: the score of recent-index entries, fine
+/// enough that entries created one after the other never tie.
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX)
+        })
+}
+
+fn seconds_to_micros(seconds: i64) -> i64 {
+    seconds.saturating_mul(1_000_000)
+}

@@ -1,0 +1,238 @@
+//! The Lua scripts that make each multi-step change one atomic step in Redis, and their
+//! invocation: the take (the reveal's one round trip), the burn, the failed-attempt count and the
+//! sliding-window rate limit.
+//!
+//! Never: name a key (the caller passes names from `keys`), or touch keys of more than one hash
+//! tag in one script (a Redis Cluster refuses a script across slots).
+
+use std::time::Duration;
+
+use burnbox_store::{StoreError, UnixSeconds};
+use redis::Script;
+
+use crate::connection::{Connection, classify};
+use crate::keys::SecretKeys;
+use crate::{millis, now_micros};
+
+/// Takes a record atomically and marks its receipt received.
+///
+/// KEYS[1] record, KEYS[2] receipt; ARGV[1] "unprotected" to leave protected records in place
+/// (returned untouched) or "any"; ARGV[2] the time of the take (Unix seconds).
+/// Returns nil when there is no record, else {"taken" | "protected", record}.
+pub(crate) const TAKE_SCRIPT: &str = r#"
+if ARGV[1] == 'unprotected' then
+  local peeked = redis.call('GET', KEYS[1])
+  if not peeked then return false end
+  if string.byte(peeked, 1) % 2 == 1 then return {'protected', peeked} end
+end
+local record = redis.call('GETDEL', KEYS[1])
+if not record then return false end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('HSET', KEYS[2], 'state', 'received', 'received', ARGV[2], 'updated', ARGV[2])
+end
+return {'taken', record}
+"#;
+
+/// Burns a record unread and marks its receipt burned.
+///
+/// KEYS[1] record, KEYS[2] receipt; ARGV[1] the time of the burn. Returns 1 if burned, else 0.
+pub(crate) const BURN_SCRIPT: &str = r#"
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('HSET', KEYS[2], 'state', 'burned', 'burned', ARGV[1], 'updated', ARGV[1])
+end
+return 1
+"#;
+
+/// Counts a failed passphrase attempt; burns the secret at the limit.
+///
+/// KEYS[1] record, KEYS[2] receipt, KEYS[3] failure count; ARGV[1] max failures, ARGV[2] now.
+/// Returns -1 if the record is gone, 0 if this failure burned it, else the failures left.
+///
+/// `allow-oom`: a Redis at `maxmemory` (policy `noeviction`) refuses the `INCR` of a script
+/// without it; the failure would go uncounted, and filling Redis would open unlimited guessing.
+/// The counter is a few bytes.
+pub(crate) const FAIL_ATTEMPT_SCRIPT: &str = r#"#!lua flags=allow-oom
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl <= 0 then return -1 end
+local failures = redis.call('INCR', KEYS[3])
+redis.call('PEXPIRE', KEYS[3], ttl)
+local max = tonumber(ARGV[1])
+if failures < max then return max - failures end
+redis.call('DEL', KEYS[1], KEYS[3])
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('HSET', KEYS[2], 'state', 'burned', 'burned', ARGV[2], 'updated', ARGV[2])
+end
+return 0
+"#;
+
+/// A sliding-window rate limit on Redis's clock, so every replica counts alike.
+///
+/// KEYS[1] the window (sorted set of request times in ms); ARGV[1] limit, ARGV[2] window in ms,
+/// ARGV[3] a unique member for this request. Returns 0 if counted, else the ms until the oldest
+/// counted request leaves the window.
+///
+/// `allow-oom`: a Redis at `maxmemory` (policy `noeviction`) would refuse the `ZADD`, and with it
+/// every reveal, status and burn, so the store could not drain; a window is a few bytes a request.
+const RATE_LIMIT_SCRIPT: &str = r#"#!lua flags=allow-oom
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return math.max(1, tonumber(oldest[2]) + window - now)
+end
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], window)
+return 0
+"#;
+
+/// Which records [`Scripts::take`] takes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum TakeMode {
+    /// Only unprotected records; a protected one is returned untouched.
+    Unprotected,
+    /// Any record (its passphrase was verified).
+    Any,
+}
+
+/// What the take script found: `None` when there is no record.
+pub(crate) type Taken = Option<(TakeOutcome, Vec<u8>)>;
+
+/// Whether the take script took the record or left a protected one in place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TakeOutcome {
+    /// Deleted, its receipt marked received.
+    Taken,
+    /// Protected and asked to take only unprotected records: left as it was.
+    Protected,
+}
+
+/// The scripts, each loaded once per Redis (by SHA, falling back to the source when a Redis
+/// does not know it yet).
+#[derive(Clone)]
+pub(crate) struct Scripts {
+    take: Script,
+    burn: Script,
+    fail_attempt: Script,
+    rate_limit: Script,
+}
+
+impl Scripts {
+    pub(crate) fn new() -> Self {
+        Self {
+            take: Script::new(TAKE_SCRIPT),
+            burn: Script::new(BURN_SCRIPT),
+            fail_attempt: Script::new(FAIL_ATTEMPT_SCRIPT),
+            rate_limit: Script::new(RATE_LIMIT_SCRIPT),
+        }
+    }
+
+    /// Takes the record of `keys` at `at` (Unix seconds), as `mode` allows.
+    pub(crate) async fn take(
+        &self,
+        connection: &Connection,
+        keys: &SecretKeys,
+        mode: TakeMode,
+        at: UnixSeconds,
+    ) -> Result<Taken, StoreError> {
+        let mut connection = connection.clone();
+        let mode = match mode {
+            TakeMode::Unprotected => "unprotected",
+            TakeMode::Any => "any",
+        };
+        let taken: Option<(String, Vec<u8>)> = self
+            .take
+            .key(keys.record())
+            .key(keys.receipt())
+            .arg(mode)
+            .arg(at)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(classify)?;
+        taken
+            .map(|(kind, bytes)| {
+                let outcome = match kind.as_str() {
+                    "taken" => TakeOutcome::Taken,
+                    "protected" => TakeOutcome::Protected,
+                    other => {
+                        return Err(StoreError::Internal(format!(
+                            "unexpected take result {other:?}"
+                        )));
+                    }
+                };
+                Ok((outcome, bytes))
+            })
+            .transpose()
+    }
+
+    /// Burns the record of `keys` at `at`; `true` if there was one to burn.
+    pub(crate) async fn burn(
+        &self,
+        connection: &Connection,
+        keys: &SecretKeys,
+        at: UnixSeconds,
+    ) -> Result<bool, StoreError> {
+        let mut connection = connection.clone();
+        let burned: i64 = self
+            .burn
+            .key(keys.record())
+            .key(keys.receipt())
+            .arg(at)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(classify)?;
+        Ok(burned == 1)
+    }
+
+    /// Counts a failed attempt on the record of `keys`: the script's answer, -1 if the record is
+    /// gone, 0 if this failure burned it, else the failures left.
+    pub(crate) async fn fail_attempt(
+        &self,
+        connection: &Connection,
+        keys: &SecretKeys,
+        max_attempts: u32,
+        at: UnixSeconds,
+    ) -> Result<i64, StoreError> {
+        let mut connection = connection.clone();
+        self.fail_attempt
+            .key(keys.record())
+            .key(keys.receipt())
+            .key(keys.failures())
+            .arg(max_attempts)
+            .arg(at)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(classify)
+    }
+
+    /// Counts one request in the window named `window_key` if fewer than `limit` are counted in
+    /// `window`: zero if counted, else the milliseconds until one leaves the window.
+    pub(crate) async fn rate_limit(
+        &self,
+        connection: &Connection,
+        window_key: String,
+        limit: u32,
+        window: Duration,
+    ) -> Result<u64, StoreError> {
+        let mut connection = connection.clone();
+        let member = format!("{}-{}", now_micros(), unique_member());
+        self.rate_limit
+            .key(window_key)
+            .arg(limit)
+            .arg(millis(window))
+            .arg(member)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(classify)
+    }
+}
+
+/// A member unique to this request among those counted in the same microsecond: the process id
+/// and a counter (not random: unique is all a sliding-window member needs).
+fn unique_member() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    u64::from(std::process::id()) << 32 | (COUNTER.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff)
+}
