@@ -236,3 +236,23 @@ fn unique_member() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     u64::from(std::process::id()) << 32 | (COUNTER.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff)
 }
+
+#[cfg(test)]
+mod tests {
+    use burnbox_store::ReceiptState;
+
+    use super::*;
+    use crate::keys::state_to_text;
+
+    #[test]
+    fn scripts_write_the_receipt_states_keys_reads() {
+        for (script, state) in [
+            (TAKE_SCRIPT, ReceiptState::Received),
+            (BURN_SCRIPT, ReceiptState::Burned),
+            (FAIL_ATTEMPT_SCRIPT, ReceiptState::Burned),
+        ] {
+            let written = format!("'state', '{}'", state_to_text(state));
+            assert!(script.contains(&written), "{written} not in {script}");
+        }
+    }
+}
