@@ -106,8 +106,8 @@ impl TestPrometheus {
         }
     }
 
-    /// The `data` of `GET /api/v1/{path}`; `None` while Prometheus does not answer yet. Panics
-    /// on an answer other than `"status": "success"`.
+    /// The `data` of `GET /api/v1/{path}`; `None` while Prometheus does not answer yet or is
+    /// still starting. Panics on any other answer than `"status": "success"`.
     pub async fn api(&self, path: &str) -> Option<serde_json::Value> {
         self.assert_running();
         let response = self
@@ -116,6 +116,10 @@ impl TestPrometheus {
             .send()
             .await
             .ok()?;
+        // Until its storage is open Prometheus answers every request 503 in plain text.
+        if response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            return None;
+        }
         Some(Self::data(path, response).await)
     }
 
