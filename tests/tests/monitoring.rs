@@ -13,8 +13,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use burnbox_tests::{
-    Backend, TestPrometheus, TestServer, eventually, grpc_share_request, require_tool,
-    rest_reveal, rest_share,
+    Backend, TestPrometheus, TestServer, eventually, grpc_share_request, require_tool, rest_reveal,
+    rest_share,
 };
 use reqwest::StatusCode;
 use serde_json::Value as Json;
@@ -278,7 +278,10 @@ fn every_alert_is_tested_both_ways_and_has_a_runbook_line() {
             problems.push(format!("{name}: no unit test shows it quiet"));
         }
         for annotation in ["summary", "description", "runbook_url"] {
-            if rule["annotations"][annotation].as_str().is_none_or(str::is_empty) {
+            if rule["annotations"][annotation]
+                .as_str()
+                .is_none_or(str::is_empty)
+            {
                 problems.push(format!("{name}: no {annotation}"));
             }
         }
@@ -318,10 +321,9 @@ fn dashboard_is_well_formed() {
         .as_array()
         .expect("templating");
     assert!(
-        variables
-            .iter()
-            .any(|v| v["name"] == "datasource" && v["type"] == "datasource"
-                && v["query"] == "prometheus"),
+        variables.iter().any(|v| v["name"] == "datasource"
+            && v["type"] == "datasource"
+            && v["query"] == "prometheus"),
         "no Prometheus datasource variable"
     );
     let panels = dashboard_queries(&dashboard);
@@ -432,7 +434,8 @@ async fn a_real_prometheus_loads_the_rules_and_answers_the_dashboard() {
     for (origin, expr) in all_expressions() {
         for name in burnbox_names(&expr) {
             if !scrape.serves(&name)
-                && !(ADDED_BY_METRICS_BRANCH.contains(&name.as_str()) && !scrape.samples.contains(&name))
+                && !(ADDED_BY_METRICS_BRANCH.contains(&name.as_str())
+                    && !scrape.samples.contains(&name))
             {
                 missing.push(format!("{origin}: {name}"));
             }
@@ -460,7 +463,9 @@ async fn a_real_prometheus_loads_the_rules_and_answers_the_dashboard() {
             .iter()
             .any(|t| {
                 t["health"] == "up"
-                    && t["scrapeUrl"].as_str().is_some_and(|url| url.contains(target))
+                    && t["scrapeUrl"]
+                        .as_str()
+                        .is_some_and(|url| url.contains(target))
             })
             .then_some(())
     })
@@ -486,7 +491,10 @@ async fn a_real_prometheus_loads_the_rules_and_answers_the_dashboard() {
                 "{rule}"
             );
             let name = rule["name"].as_str().expect("name");
-            loaded.insert((group["name"].as_str().expect("group").to_owned(), name.to_owned()));
+            loaded.insert((
+                group["name"].as_str().expect("group").to_owned(),
+                name.to_owned(),
+            ));
         }
     }
     let expected: BTreeSet<(String, String)> = alerts()
@@ -519,14 +527,18 @@ async fn a_real_prometheus_loads_the_rules_and_answers_the_dashboard() {
     // A rule over burnbox's real samples: a share refused as full while Prometheus watches
     // makes BurnboxStoreFull pending (it fires after its `for`).
     assert_eq!(fill_store(&server).await, StatusCode::SERVICE_UNAVAILABLE);
-    eventually(PROMETHEUS_BOUND, "BurnboxStoreFull pending", || async move {
-        let alerts = prometheus.api("alerts").await?;
-        alerts["alerts"]
-            .as_array()?
-            .iter()
-            .any(|alert| alert["labels"]["alertname"] == "BurnboxStoreFull")
-            .then_some(())
-    })
+    eventually(
+        PROMETHEUS_BOUND,
+        "BurnboxStoreFull pending",
+        || async move {
+            let alerts = prometheus.api("alerts").await?;
+            alerts["alerts"]
+                .as_array()?
+                .iter()
+                .any(|alert| alert["labels"]["alertname"] == "BurnboxStoreFull")
+                .then_some(())
+        },
+    )
     .await;
     server.shutdown().await;
 }
