@@ -1,10 +1,15 @@
-//! Prometheus metrics, served as text on the admin listener's `/metrics`.
+//! burnbox's metrics, served on the admin listener's `/metrics`: in the Prometheus text format
+//! (0.0.4) by default, and in OpenMetrics when the scraper asks for it, where the latency
+//! histograms carry the trace id of a request that landed in each bucket as an exemplar.
 
 use std::time::Duration;
 
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
-};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{prometheus_text, text};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 
 /// Latency buckets from 0.5 ms to 10 s: a reveal is about one Redis round trip, a share with a
 /// passphrase pays for argon2.
@@ -12,125 +17,363 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// The content type of the Prometheus text format.
+pub const PROMETHEUS_TEXT: &str = prometheus_text::CONTENT_TYPE;
+
+/// The content type of OpenMetrics text.
+pub const OPENMETRICS_TEXT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+// Label sets. The encoders print labels in field order: fields are declared in alphabetical
+// order, the order scrapes (and the tests) have always seen.
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    operation: &'static str,
+    outcome: &'static str,
+    transport: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    operation: &'static str,
+    transport: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    event: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreLabels {
+    operation: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreErrorLabels {
+    kind: &'static str,
+    operation: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClassLabels {
+    class: &'static str,
+}
+
+/// An exemplar's labels: the trace that made the observation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TraceExemplar {
+    trace_id: String,
+}
+
+/// A latency histogram whose buckets each keep the latest traced observation (one exemplar per
+/// bucket and series, so memory stays bounded by the series count).
+type TracedHistogram = HistogramWithExemplars<TraceExemplar>;
+
+fn traced_histogram() -> TracedHistogram {
+    HistogramWithExemplars::new(LATENCY_BUCKETS.iter().copied())
+}
+
 /// burnbox's metrics.
 pub struct Metrics {
     registry: Registry,
-    requests: IntCounterVec,
-    request_seconds: HistogramVec,
-    secrets: IntCounterVec,
-    store_seconds: HistogramVec,
-    store_errors: IntCounterVec,
-    rate_limited: IntCounterVec,
-}
-
-fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    IntCounterVec::new(Opts::new(name, help), labels)
-        .unwrap_or_else(|err| panic!("metric {name}: {err}"))
-}
-
-fn histogram(name: &str, help: &str, labels: &[&str]) -> HistogramVec {
-    HistogramVec::new(
-        HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
-        labels,
-    )
-    .unwrap_or_else(|err| panic!("metric {name}: {err}"))
+    requests: Family<RequestLabels, Counter>,
+    request_seconds: Family<RouteLabels, TracedHistogram, fn() -> TracedHistogram>,
+    secrets: Family<EventLabels, Counter>,
+    store_seconds: Family<StoreLabels, TracedHistogram, fn() -> TracedHistogram>,
+    store_errors: Family<StoreErrorLabels, Counter>,
+    rate_limited: Family<ClassLabels, Counter>,
 }
 
 impl Metrics {
     /// A fresh registry with every metric registered.
     pub fn new() -> Self {
-        let metrics = Self {
-            registry: Registry::new(),
-            requests: counter(
-                "burnbox_requests_total",
-                "Requests by transport (rest, grpc), operation and outcome (ok or the error type).",
-                &["transport", "operation", "outcome"],
-            ),
-            request_seconds: histogram(
-                "burnbox_request_duration_seconds",
-                "Time to answer a request.",
-                &["transport", "operation"],
-            ),
-            secrets: counter(
-                "burnbox_secrets_total",
-                "Secrets by event: shared, revealed, burned (by request or by failed passphrases).",
-                &["event"],
-            ),
-            store_seconds: histogram(
-                "burnbox_store_operation_duration_seconds",
-                "Time of one store operation (one Redis round trip, mostly).",
-                &["operation"],
-            ),
-            store_errors: counter(
-                "burnbox_store_errors_total",
-                "Failed store operations by kind (unavailable, internal).",
-                &["operation", "kind"],
-            ),
-            rate_limited: counter(
-                "burnbox_rate_limited_total",
-                "Requests refused by a rate limit, by action class.",
-                &["class"],
-            ),
-        };
-        for collector in [
-            Box::new(metrics.requests.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(metrics.request_seconds.clone()),
-            Box::new(metrics.secrets.clone()),
-            Box::new(metrics.store_seconds.clone()),
-            Box::new(metrics.store_errors.clone()),
-            Box::new(metrics.rate_limited.clone()),
-        ] {
-            metrics
-                .registry
-                .register(collector)
-                .unwrap_or_else(|err| panic!("registering a metric: {err}"));
+        let mut registry = Registry::default();
+        let requests = Family::default();
+        let request_seconds = Family::new_with_constructor(traced_histogram as fn() -> _);
+        let secrets = Family::default();
+        let store_seconds = Family::new_with_constructor(traced_histogram as fn() -> _);
+        let store_errors = Family::default();
+        let rate_limited = Family::default();
+        // Counter names go without `_total` (the encoders add it); the registry ends every help
+        // text with a full stop.
+        registry.register(
+            "burnbox_requests",
+            "Requests by transport (rest, grpc), operation and outcome (ok or the error type)",
+            requests.clone(),
+        );
+        registry.register(
+            "burnbox_request_duration_seconds",
+            "Time to answer a request",
+            request_seconds.clone(),
+        );
+        registry.register(
+            "burnbox_secrets",
+            "Secrets by event: shared, revealed, burned (by request or by failed passphrases)",
+            secrets.clone(),
+        );
+        registry.register(
+            "burnbox_store_operation_duration_seconds",
+            "Time of one store operation (one Redis round trip, mostly)",
+            store_seconds.clone(),
+        );
+        registry.register(
+            "burnbox_store_errors",
+            "Failed store operations by kind (unavailable, internal)",
+            store_errors.clone(),
+        );
+        registry.register(
+            "burnbox_rate_limited",
+            "Requests refused by a rate limit, by action class",
+            rate_limited.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            request_seconds,
+            secrets,
+            store_seconds,
+            store_errors,
+            rate_limited,
         }
-        metrics
     }
 
-    /// Counts one answered request.
-    pub fn request(&self, transport: &str, operation: &str, outcome: &str, elapsed: Duration) {
+    /// Counts one answered request; `trace_id` (the request's) becomes the exemplar of the
+    /// latency bucket it lands in.
+    pub fn request(
+        &self,
+        transport: &'static str,
+        operation: &'static str,
+        outcome: &'static str,
+        elapsed: Duration,
+        trace_id: Option<&str>,
+    ) {
         self.requests
-            .with_label_values(&[transport, operation, outcome])
+            .get_or_create(&RequestLabels {
+                operation,
+                outcome,
+                transport,
+            })
             .inc();
         self.request_seconds
-            .with_label_values(&[transport, operation])
-            .observe(elapsed.as_secs_f64());
+            .get_or_create(&RouteLabels {
+                operation,
+                transport,
+            })
+            .observe(elapsed.as_secs_f64(), exemplar(trace_id), None);
     }
 
     /// Counts a secret event (`shared`, `revealed`, `burned`).
-    pub fn secret(&self, event: &str) {
-        self.secrets.with_label_values(&[event]).inc();
+    pub fn secret(&self, event: &'static str) {
+        self.secrets.get_or_create(&EventLabels { event }).inc();
     }
 
-    /// Times one store operation, and counts it if it failed (`error_kind`).
-    pub fn store_operation(&self, operation: &str, elapsed: Duration, error_kind: Option<&str>) {
+    /// Times one store operation (with the trace it served, if any, as its exemplar), and
+    /// counts it if it failed (`error_kind`).
+    pub fn store_operation(
+        &self,
+        operation: &'static str,
+        elapsed: Duration,
+        error_kind: Option<&'static str>,
+        trace_id: Option<&str>,
+    ) {
         self.store_seconds
-            .with_label_values(&[operation])
-            .observe(elapsed.as_secs_f64());
+            .get_or_create(&StoreLabels { operation })
+            .observe(elapsed.as_secs_f64(), exemplar(trace_id), None);
         if let Some(kind) = error_kind {
             self.store_errors
-                .with_label_values(&[operation, kind])
+                .get_or_create(&StoreErrorLabels { kind, operation })
                 .inc();
         }
     }
 
     /// Counts a request refused by the rate limit of `class`.
-    pub fn rate_limited(&self, class: &str) {
-        self.rate_limited.with_label_values(&[class]).inc();
+    pub fn rate_limited(&self, class: &'static str) {
+        self.rate_limited
+            .get_or_create(&ClassLabels { class })
+            .inc();
     }
 
-    /// Every metric in the Prometheus text format.
+    /// Every metric in the Prometheus text format (no exemplars).
     pub fn render(&self) -> String {
-        let mut text = Vec::new();
-        // Encoding into a Vec cannot fail for well-formed metric families.
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut text);
-        String::from_utf8(text).unwrap_or_default()
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_text::encode(&mut text, &self.registry);
+        text
+    }
+
+    /// Every metric in OpenMetrics text, with exemplars, ending in `# EOF`.
+    pub fn render_openmetrics(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = text::encode(&mut text, &self.registry);
+        text
     }
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+fn exemplar(trace_id: Option<&str>) -> Option<TraceExemplar> {
+    trace_id.map(|trace_id| TraceExemplar {
+        trace_id: trace_id.to_owned(),
+    })
+}
+
+/// Whether a scraper's `Accept` header prefers OpenMetrics: an explicit
+/// `application/openmetrics-text` range with a quality above zero and at least that of any range
+/// the Prometheus text format matches (`text/plain`, `text/*`, `*/*`). No header, `*/*` alone, or
+/// anything unreadable gets the Prometheus text format.
+pub fn prefers_openmetrics(accept: Option<&str>) -> bool {
+    let Some(accept) = accept else {
+        return false;
+    };
+    let mut openmetrics = 0.0_f64;
+    let mut plain = 0.0_f64;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media_type = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let quality = parts
+            .filter_map(|parameter| {
+                let (name, value) = parameter.split_once('=')?;
+                name.trim()
+                    .eq_ignore_ascii_case("q")
+                    .then(|| value.trim().parse::<f64>().ok())?
+            })
+            .next()
+            .unwrap_or(1.0);
+        let quality = if quality.is_finite() {
+            quality.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        match media_type.as_str() {
+            "application/openmetrics-text" => openmetrics = openmetrics.max(quality),
+            "text/plain" | "text/*" | "*/*" => plain = plain.max(quality),
+            _ => {}
+        }
+    }
+    openmetrics > 0.0 && openmetrics >= plain
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_headers_choose_the_format() {
+        for (accept, openmetrics) in [
+            (None, false),
+            (Some(""), false),
+            (Some("*/*"), false),
+            (Some("text/plain"), false),
+            (Some("text/plain; version=0.0.4"), false),
+            (Some("application/json"), false),
+            (Some("application/openmetrics-text"), true),
+            (Some("Application/OpenMetrics-Text; version=1.0.0"), true),
+            (
+                Some("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+                true,
+            ),
+            // What Prometheus sends.
+            (
+                Some(
+                    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+                ),
+                true,
+            ),
+            (
+                Some("text/plain;q=0.9, application/openmetrics-text;q=0.5"),
+                false,
+            ),
+            (Some("application/openmetrics-text;q=0"), false),
+            (Some("application/openmetrics-text;q=0.2, */*;q=0.1"), true),
+            (Some("application/openmetrics-text;q=0.2, */*"), false),
+            (Some("application/openmetrics-text;q=nonsense"), true),
+        ] {
+            assert_eq!(prefers_openmetrics(accept), openmetrics, "{accept:?}");
+        }
+    }
+
+    fn observed() -> Metrics {
+        let metrics = Metrics::new();
+        metrics.request(
+            "rest",
+            "reveal",
+            "ok",
+            Duration::from_millis(3),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736"),
+        );
+        metrics.request(
+            "grpc",
+            "share",
+            "BadRequest",
+            Duration::from_millis(1),
+            None,
+        );
+        metrics.secret("shared");
+        metrics.store_operation(
+            "create",
+            Duration::from_micros(300),
+            Some("full"),
+            Some("0af7651916cd43dd8448eb211c80319c"),
+        );
+        metrics.rate_limited("create");
+        metrics
+    }
+
+    #[test]
+    fn the_prometheus_format_keeps_names_labels_and_buckets() {
+        let text = observed().render();
+        for line in [
+            "# HELP burnbox_requests_total Requests by transport (rest, grpc), operation and outcome (ok or the error type).",
+            "# TYPE burnbox_requests_total counter",
+            r#"burnbox_requests_total{operation="reveal",outcome="ok",transport="rest"} 1"#,
+            r#"burnbox_requests_total{operation="share",outcome="BadRequest",transport="grpc"} 1"#,
+            "# TYPE burnbox_request_duration_seconds histogram",
+            r#"burnbox_request_duration_seconds_bucket{operation="reveal",transport="rest",le="0.0025"} 0"#,
+            r#"burnbox_request_duration_seconds_bucket{operation="reveal",transport="rest",le="0.005"} 1"#,
+            r#"burnbox_request_duration_seconds_bucket{operation="reveal",transport="rest",le="10"} 1"#,
+            r#"burnbox_request_duration_seconds_bucket{operation="reveal",transport="rest",le="+Inf"} 1"#,
+            r#"burnbox_request_duration_seconds_count{operation="reveal",transport="rest"} 1"#,
+            r#"burnbox_secrets_total{event="shared"} 1"#,
+            r#"burnbox_store_operation_duration_seconds_bucket{operation="create",le="0.0005"} 1"#,
+            r#"burnbox_store_errors_total{kind="full",operation="create"} 1"#,
+            r#"burnbox_rate_limited_total{class="create"} 1"#,
+        ] {
+            assert!(text.lines().any(|got| got == line), "no {line} in\n{text}");
+        }
+        for absent in [
+            "#{",
+            "# {",
+            "# EOF",
+            "# UNIT",
+            "# TYPE burnbox_requests counter",
+        ] {
+            assert!(!text.contains(absent), "{absent} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn openmetrics_carries_trace_exemplars() {
+        let text = observed().render_openmetrics();
+        for line in [
+            r#"burnbox_request_duration_seconds_bucket{le="0.005",operation="reveal",transport="rest"} 1 # {trace_id="4bf92f3577b34da6a3ce929d0e0e4736"} 0.003"#,
+            r#"burnbox_store_operation_duration_seconds_bucket{le="0.0005",operation="create"} 1 # {trace_id="0af7651916cd43dd8448eb211c80319c"} 0.0003"#,
+            r#"burnbox_requests_total{operation="reveal",outcome="ok",transport="rest"} 1"#,
+        ] {
+            assert!(text.lines().any(|got| got == line), "no {line} in\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        // Only traced observations have exemplars.
+        assert!(
+            text.lines()
+                .filter(|line| line.contains(r#"transport="grpc""#))
+                .all(|line| !line.contains(" # {")),
+            "{text}"
+        );
     }
 }
