@@ -20,8 +20,11 @@ fn livez() -> Json<serde_json::Value> {
 
 /// Ready while the store answers; 503 otherwise, so traffic goes to healthy replicas.
 #[handler]
-async fn readyz(secrets: Data<&Arc<Secrets>>) -> Response {
-    match secrets.ready().await {
+async fn readyz(secrets: Data<&Arc<Secrets>>, registry: Data<&Arc<Metrics>>) -> Response {
+    let ready = secrets.ready().await;
+    // Exported as `burnbox_ready`, so alerts see flapping between scrapes of /readyz.
+    registry.ready(ready.is_ok());
+    match ready {
         Ok(()) => Json(json!({ "status": "ready" })).into_response(),
         Err(err) => {
             tracing::warn!(detail = err.detail(), "not ready: store unavailable");

@@ -2,13 +2,17 @@
 //! (0.0.4) by default, and in OpenMetrics when the scraper asks for it, where the latency
 //! histograms carry the trace id of a request that landed in each bucket as an exemplar.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use burnbox_store::MemoryStore;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::encoding::{prometheus_text, text};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
 
 /// Latency buckets from 0.5 ms to 10 s: a reveal is about one Redis round trip, a share with a
@@ -74,6 +78,51 @@ fn traced_histogram() -> TracedHistogram {
     HistogramWithExemplars::new(LATENCY_BUCKETS.iter().copied())
 }
 
+/// The memory store's gauges, read when scraped; nothing while no memory store is watched (the
+/// store is Redis).
+#[derive(Clone, Default)]
+struct MemoryStoreGauges(Arc<OnceLock<Arc<MemoryStore>>>);
+
+impl std::fmt::Debug for MemoryStoreGauges {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("MemoryStoreGauges")
+            .field("watching", &self.0.get().is_some())
+            .finish()
+    }
+}
+
+/// The memory store's gauges: (name, help, value).
+fn memory_store_gauges(store: &MemoryStore) -> [(&'static str, &'static str, usize); 2] {
+    let (used, budget) = store.usage();
+    [
+        (
+            "burnbox_memory_store_used_bytes",
+            "Bytes the in-process store counts against its budget (secrets, receipts, indexes).",
+            used,
+        ),
+        (
+            "burnbox_memory_store_budget_bytes",
+            "The in-process store's budget (BURNBOX_MEMORY_STORE_MIB); shares over it are refused.",
+            budget,
+        ),
+    ]
+}
+
+impl Collector for MemoryStoreGauges {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(store) = self.0.get() else {
+            return Ok(());
+        };
+        for (name, help, value) in memory_store_gauges(store) {
+            let gauge = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+            let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
+            gauge.encode(metric)?;
+        }
+        Ok(())
+    }
+}
+
 /// burnbox's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -83,6 +132,8 @@ pub struct Metrics {
     store_seconds: Family<StoreLabels, TracedHistogram, fn() -> TracedHistogram>,
     store_errors: Family<StoreErrorLabels, Counter>,
     rate_limited: Family<ClassLabels, Counter>,
+    ready: Gauge,
+    memory_store: MemoryStoreGauges,
 }
 
 impl Metrics {
@@ -95,6 +146,8 @@ impl Metrics {
         let store_seconds = Family::new_with_constructor(traced_histogram as fn() -> _);
         let store_errors = Family::default();
         let rate_limited = Family::default();
+        let ready = Gauge::default();
+        let memory_store = MemoryStoreGauges::default();
         // Counter names go without `_total` (the encoders add it); the registry ends every help
         // text with a full stop.
         registry.register(
@@ -127,6 +180,12 @@ impl Metrics {
             "Requests refused by a rate limit, by action class",
             rate_limited.clone(),
         );
+        registry.register(
+            "burnbox_ready",
+            "The latest readiness check (/readyz): 1 ready, 0 not (the store did not answer)",
+            ready.clone(),
+        );
+        registry.register_collector(Box::new(memory_store.clone()));
         Self {
             registry,
             requests,
@@ -135,7 +194,20 @@ impl Metrics {
             store_seconds,
             store_errors,
             rate_limited,
+            ready,
+            memory_store,
         }
+    }
+
+    /// Exports `store`'s counted bytes and budget as gauges, read at each scrape. Only the first
+    /// store watched counts (a server has one).
+    pub fn watch_memory_store(&self, store: Arc<MemoryStore>) {
+        let _ = self.memory_store.0.set(store);
+    }
+
+    /// Records the result of a readiness check.
+    pub fn ready(&self, ready: bool) {
+        self.ready.set(i64::from(ready));
     }
 
     /// Counts one answered request; `trace_id` (the request's) becomes the exemplar of the
@@ -355,6 +427,32 @@ mod tests {
         ] {
             assert!(!text.contains(absent), "{absent} in\n{text}");
         }
+    }
+
+    #[test]
+    fn gauges_follow_readiness_and_the_memory_store() {
+        let metrics = Metrics::new();
+        let text = metrics.render();
+        assert!(text.lines().any(|line| line == "burnbox_ready 0"), "{text}");
+        assert!(!text.contains("burnbox_memory_store"), "{text}");
+        metrics.ready(true);
+        metrics.watch_memory_store(Arc::new(MemoryStore::with_budget(4096)));
+        let text = metrics.render();
+        for line in [
+            "# TYPE burnbox_ready gauge",
+            "burnbox_ready 1",
+            "# TYPE burnbox_memory_store_used_bytes gauge",
+            "burnbox_memory_store_used_bytes 0",
+            "burnbox_memory_store_budget_bytes 4096",
+        ] {
+            assert!(text.lines().any(|got| got == line), "no {line} in\n{text}");
+        }
+        assert!(
+            metrics
+                .render_openmetrics()
+                .lines()
+                .any(|line| line == "burnbox_memory_store_budget_bytes 4096")
+        );
     }
 
     #[test]
