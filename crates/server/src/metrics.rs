@@ -1,11 +1,16 @@
 //! burnbox's metrics, served on the admin listener's `/metrics`: in the Prometheus text format
 //! (0.0.4) by default, and in OpenMetrics when the scraper asks for it, where the latency
-//! histograms carry the trace id of a request that landed in each bucket as an exemplar.
+//! histograms carry the trace id of a request that landed in each bucket as an exemplar. With
+//! OTLP metrics on ([`crate::telemetry`]), every sample is also recorded into OpenTelemetry
+//! instruments of the same names and attributes, which the meter provider pushes.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use burnbox_store::MemoryStore;
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::ObservableGauge;
+use opentelemetry::metrics::{Counter as OtelCounter, Gauge as OtelGauge, Histogram, Meter};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::encoding::{prometheus_text, text};
@@ -123,6 +128,79 @@ impl Collector for MemoryStoreGauges {
     }
 }
 
+/// The same metrics as OpenTelemetry instruments, for OTLP export.
+struct OtelInstruments {
+    requests: OtelCounter<u64>,
+    request_seconds: Histogram<f64>,
+    secrets: OtelCounter<u64>,
+    store_seconds: Histogram<f64>,
+    store_errors: OtelCounter<u64>,
+    rate_limited: OtelCounter<u64>,
+    ready: OtelGauge<i64>,
+    // Held so the memory store's gauges stay registered with the meter.
+    _memory_store: [ObservableGauge<u64>; 2],
+}
+
+impl OtelInstruments {
+    fn new(meter: &Meter, memory_store: &MemoryStoreGauges) -> Self {
+        let counter = |name: &'static str, help: &'static str| {
+            meter.u64_counter(name).with_description(help).build()
+        };
+        let histogram = |name: &'static str, help: &'static str| {
+            meter
+                .f64_histogram(name)
+                .with_description(help)
+                .with_unit("s")
+                .with_boundaries(LATENCY_BUCKETS.to_vec())
+                .build()
+        };
+        let memory_gauge = |index: usize| {
+            let watched = memory_store.clone();
+            let name = [
+                "burnbox_memory_store_used_bytes",
+                "burnbox_memory_store_budget_bytes",
+            ][index];
+            meter
+                .u64_observable_gauge(name)
+                .with_unit("By")
+                .with_callback(move |observer| {
+                    if let Some(store) = watched.0.get() {
+                        let (_, _, value) = memory_store_gauges(store)[index];
+                        observer.observe(u64::try_from(value).unwrap_or(u64::MAX), &[]);
+                    }
+                })
+                .build()
+        };
+        Self {
+            requests: counter("burnbox_requests_total", REQUESTS_HELP),
+            request_seconds: histogram("burnbox_request_duration_seconds", REQUEST_SECONDS_HELP),
+            secrets: counter("burnbox_secrets_total", SECRETS_HELP),
+            store_seconds: histogram(
+                "burnbox_store_operation_duration_seconds",
+                STORE_SECONDS_HELP,
+            ),
+            store_errors: counter("burnbox_store_errors_total", STORE_ERRORS_HELP),
+            rate_limited: counter("burnbox_rate_limited_total", RATE_LIMITED_HELP),
+            ready: meter
+                .i64_gauge("burnbox_ready")
+                .with_description(READY_HELP)
+                .build(),
+            _memory_store: [memory_gauge(0), memory_gauge(1)],
+        }
+    }
+}
+
+const REQUESTS_HELP: &str =
+    "Requests by transport (rest, grpc), operation and outcome (ok or the error type)";
+const REQUEST_SECONDS_HELP: &str = "Time to answer a request";
+const SECRETS_HELP: &str =
+    "Secrets by event: shared, revealed, burned (by request or by failed passphrases)";
+const STORE_SECONDS_HELP: &str = "Time of one store operation (one Redis round trip, mostly)";
+const STORE_ERRORS_HELP: &str = "Failed store operations by kind (unavailable, internal)";
+const RATE_LIMITED_HELP: &str = "Requests refused by a rate limit, by action class";
+const READY_HELP: &str =
+    "The latest readiness check (/readyz): 1 ready, 0 not (the store did not answer)";
+
 /// burnbox's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -134,6 +212,7 @@ pub struct Metrics {
     rate_limited: Family<ClassLabels, Counter>,
     ready: Gauge,
     memory_store: MemoryStoreGauges,
+    otel: Option<OtelInstruments>,
 }
 
 impl Metrics {
@@ -150,42 +229,32 @@ impl Metrics {
         let memory_store = MemoryStoreGauges::default();
         // Counter names go without `_total` (the encoders add it); the registry ends every help
         // text with a full stop.
-        registry.register(
-            "burnbox_requests",
-            "Requests by transport (rest, grpc), operation and outcome (ok or the error type)",
-            requests.clone(),
-        );
+        registry.register("burnbox_requests", REQUESTS_HELP, requests.clone());
         registry.register(
             "burnbox_request_duration_seconds",
-            "Time to answer a request",
+            REQUEST_SECONDS_HELP,
             request_seconds.clone(),
         );
-        registry.register(
-            "burnbox_secrets",
-            "Secrets by event: shared, revealed, burned (by request or by failed passphrases)",
-            secrets.clone(),
-        );
+        registry.register("burnbox_secrets", SECRETS_HELP, secrets.clone());
         registry.register(
             "burnbox_store_operation_duration_seconds",
-            "Time of one store operation (one Redis round trip, mostly)",
+            STORE_SECONDS_HELP,
             store_seconds.clone(),
         );
         registry.register(
             "burnbox_store_errors",
-            "Failed store operations by kind (unavailable, internal)",
+            STORE_ERRORS_HELP,
             store_errors.clone(),
         );
         registry.register(
             "burnbox_rate_limited",
-            "Requests refused by a rate limit, by action class",
+            RATE_LIMITED_HELP,
             rate_limited.clone(),
         );
-        registry.register(
-            "burnbox_ready",
-            "The latest readiness check (/readyz): 1 ready, 0 not (the store did not answer)",
-            ready.clone(),
-        );
+        registry.register("burnbox_ready", READY_HELP, ready.clone());
         registry.register_collector(Box::new(memory_store.clone()));
+        let otel = crate::telemetry::is_exporting_metrics()
+            .then(|| OtelInstruments::new(&opentelemetry::global::meter("burnbox"), &memory_store));
         Self {
             registry,
             requests,
@@ -196,6 +265,7 @@ impl Metrics {
             rate_limited,
             ready,
             memory_store,
+            otel,
         }
     }
 
@@ -208,6 +278,9 @@ impl Metrics {
     /// Records the result of a readiness check.
     pub fn ready(&self, ready: bool) {
         self.ready.set(i64::from(ready));
+        if let Some(otel) = &self.otel {
+            otel.ready.record(i64::from(ready), &[]);
+        }
     }
 
     /// Counts one answered request; `trace_id` (the request's) becomes the exemplar of the
@@ -233,11 +306,26 @@ impl Metrics {
                 transport,
             })
             .observe(elapsed.as_secs_f64(), exemplar(trace_id), None);
+        if let Some(otel) = &self.otel {
+            let route = [
+                KeyValue::new("operation", operation),
+                KeyValue::new("transport", transport),
+            ];
+            otel.request_seconds.record(elapsed.as_secs_f64(), &route);
+            let [operation, transport] = route;
+            otel.requests.add(
+                1,
+                &[operation, KeyValue::new("outcome", outcome), transport],
+            );
+        }
     }
 
     /// Counts a secret event (`shared`, `revealed`, `burned`).
     pub fn secret(&self, event: &'static str) {
         self.secrets.get_or_create(&EventLabels { event }).inc();
+        if let Some(otel) = &self.otel {
+            otel.secrets.add(1, &[KeyValue::new("event", event)]);
+        }
     }
 
     /// Times one store operation (with the trace it served, if any, as its exemplar), and
@@ -257,6 +345,15 @@ impl Metrics {
                 .get_or_create(&StoreErrorLabels { kind, operation })
                 .inc();
         }
+        if let Some(otel) = &self.otel {
+            let operation = KeyValue::new("operation", operation);
+            otel.store_seconds
+                .record(elapsed.as_secs_f64(), std::slice::from_ref(&operation));
+            if let Some(kind) = error_kind {
+                otel.store_errors
+                    .add(1, &[KeyValue::new("kind", kind), operation]);
+            }
+        }
     }
 
     /// Counts a request refused by the rate limit of `class`.
@@ -264,6 +361,9 @@ impl Metrics {
         self.rate_limited
             .get_or_create(&ClassLabels { class })
             .inc();
+        if let Some(otel) = &self.otel {
+            otel.rate_limited.add(1, &[KeyValue::new("class", class)]);
+        }
     }
 
     /// Every metric in the Prometheus text format (no exemplars).
