@@ -190,6 +190,7 @@ impl OtelInstruments {
     }
 }
 
+// Help texts, the same for /metrics and OTLP (the registry adds the full stop).
 const REQUESTS_HELP: &str =
     "Requests by transport (rest, grpc), operation and outcome (ok or the error type)";
 const REQUEST_SECONDS_HELP: &str = "Time to answer a request";
