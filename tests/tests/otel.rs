@@ -96,6 +96,7 @@ async fn spans_join_the_callers_trace_with_semantic_attributes() {
         service_name: "burnbox-test".into(),
         sampler: SamplerKind::ParentBasedAlwaysOn,
         sampler_ratio: 1.0,
+        metrics: None,
     })
     .expect("telemetry starts");
 

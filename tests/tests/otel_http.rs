@@ -55,6 +55,7 @@ async fn spans_reach_an_otlp_http_collector() {
         service_name: "burnbox-test".into(),
         sampler: SamplerKind::ParentBasedAlwaysOn,
         sampler_ratio: 1.0,
+        metrics: None,
     })
     .expect("telemetry starts");
 

@@ -20,8 +20,11 @@ fn livez() -> Json<serde_json::Value> {
 
 /// Ready while the store answers; 503 otherwise, so traffic goes to healthy replicas.
 #[handler]
-async fn readyz(secrets: Data<&Arc<Secrets>>) -> Response {
-    match secrets.ready().await {
+async fn readyz(secrets: Data<&Arc<Secrets>>, registry: Data<&Arc<Metrics>>) -> Response {
+    let ready = secrets.ready().await;
+    // Exported as `burnbox_ready`, so alerts see flapping between scrapes of /readyz.
+    registry.ready(ready.is_ok());
+    match ready {
         Ok(()) => Json(json!({ "status": "ready" })).into_response(),
         Err(err) => {
             tracing::warn!(detail = err.detail(), "not ready: store unavailable");
@@ -32,12 +35,26 @@ async fn readyz(secrets: Data<&Arc<Secrets>>) -> Response {
     }
 }
 
-/// Every metric, in the Prometheus text format.
+/// Every metric: in OpenMetrics (with trace exemplars) when the scraper's `Accept` prefers it,
+/// else in the Prometheus text format.
 #[handler]
-fn metrics(metrics: Data<&Arc<Metrics>>) -> Response {
+fn metrics(request: &poem::Request, metrics: Data<&Arc<Metrics>>) -> Response {
+    let accept = request
+        .headers()
+        .get(poem::http::header::ACCEPT)
+        .and_then(|value| value.to_str().ok());
+    let (content_type, body) = if crate::metrics::prefers_openmetrics(accept) {
+        (
+            crate::metrics::OPENMETRICS_TEXT,
+            metrics.render_openmetrics(),
+        )
+    } else {
+        (crate::metrics::PROMETHEUS_TEXT, metrics.render())
+    };
     Response::builder()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(metrics.render())
+        .content_type(content_type)
+        .header(poem::http::header::VARY, "accept")
+        .body(body)
 }
 
 /// The admin routes, answering errors (an unknown path, a wrong method) in the documented error

@@ -155,10 +155,9 @@ impl Application {
                     budget_mib = config.memory_store_mib,
                     "store: in-process memory (no BURNBOX_REDIS_URL); secrets are lost on restart"
                 );
-                MeteredStore::new(
-                    Arc::new(MemoryStore::with_budget(config.memory_store_budget_bytes())),
-                    metrics.clone(),
-                )
+                let store = Arc::new(MemoryStore::with_budget(config.memory_store_budget_bytes()));
+                metrics.watch_memory_store(store.clone());
+                MeteredStore::new(store, metrics.clone())
             }
         });
         if ephemeral_key {

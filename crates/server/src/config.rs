@@ -178,6 +178,28 @@ pub struct Config {
     #[arg(long, env = "OTEL_TRACES_SAMPLER_ARG", default_value_t = 1.0)]
     pub otel_traces_sampler_arg: f64,
 
+    /// `otlp`: also push the metrics of /metrics over OTLP (same names and attributes).
+    #[arg(
+        long,
+        env = "OTEL_METRICS_EXPORTER",
+        value_enum,
+        default_value = "none"
+    )]
+    pub otel_metrics_exporter: crate::telemetry::MetricsExporter,
+
+    /// OTLP endpoint for metrics alone (for http/protobuf the full URL, `…/v1/metrics`). Unset:
+    /// OTEL_EXPORTER_OTLP_ENDPOINT, else the local collector.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")]
+    pub otel_exporter_otlp_metrics_endpoint: Option<String>,
+
+    /// OTLP transport for metrics. Unset: OTEL_EXPORTER_OTLP_PROTOCOL.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", value_enum)]
+    pub otel_exporter_otlp_metrics_protocol: Option<crate::telemetry::OtlpProtocol>,
+
+    /// Milliseconds between two OTLP metrics exports.
+    #[arg(long, env = "OTEL_METRIC_EXPORT_INTERVAL", default_value_t = 60_000)]
+    pub otel_metric_export_interval: u64,
+
     /// Log filter in RUST_LOG syntax, e.g. `info` or `burnbox_core=debug,info`.
     #[arg(long, env = "BURNBOX_LOG", default_value = "info")]
     pub log: String,
@@ -373,6 +395,19 @@ impl Config {
             service_name: self.otel_service_name.clone(),
             sampler: self.otel_traces_sampler,
             sampler_ratio: self.otel_traces_sampler_arg,
+            metrics: match self.otel_metrics_exporter {
+                crate::telemetry::MetricsExporter::None => None,
+                crate::telemetry::MetricsExporter::Otlp => {
+                    Some(crate::telemetry::MetricsExport::resolve(
+                        self.otel_exporter_otlp_metrics_endpoint.as_deref(),
+                        self.otel_exporter_otlp_endpoint.as_deref(),
+                        self.otel_exporter_otlp_metrics_protocol
+                            .unwrap_or(self.otel_exporter_otlp_protocol),
+                        // A zero interval would export in a busy loop.
+                        std::time::Duration::from_millis(self.otel_metric_export_interval.max(100)),
+                    ))
+                }
+            },
         }
     }
 
@@ -511,6 +546,11 @@ impl std::fmt::Debug for Config {
             .field(
                 "otel_exporter_otlp_endpoint",
                 &self.otel_exporter_otlp_endpoint,
+            )
+            .field("otel_metrics_exporter", &self.otel_metrics_exporter)
+            .field(
+                "otel_exporter_otlp_metrics_endpoint",
+                &self.otel_exporter_otlp_metrics_endpoint,
             )
             .field(
                 "master_key",

@@ -49,8 +49,13 @@ impl MeteredStore {
             StoreError::Full => "full",
             StoreError::Internal(_) => "internal",
         });
-        self.metrics
-            .store_operation(operation, started.elapsed(), error_kind);
+        // Inside a request the operation's latency sample points at the request's trace.
+        self.metrics.store_operation(
+            operation,
+            started.elapsed(),
+            error_kind,
+            crate::observe::current_trace_id().as_deref(),
+        );
         result
     }
 }

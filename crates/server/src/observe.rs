@@ -212,6 +212,8 @@ impl<E: Endpoint> Endpoint for ObserveRest<E> {
             trace_id = Empty,
         );
         let trace_id = telemetry::join_or_start_trace(&span, request.headers());
+        // The latency sample's exemplar: the scope keeps its own copy.
+        let exemplar_trace = trace_id.clone();
         let started = Instant::now();
         let (result, error_type) =
             in_request_scope(trace_id, self.inner.call(request).instrument(span.clone())).await;
@@ -250,8 +252,13 @@ impl<E: Endpoint> Endpoint for ObserveRest<E> {
             span.record("otel.status_code", "ERROR");
         }
         let outcome = error_type.unwrap_or(if status.is_success() { "ok" } else { "error" });
-        self.metrics
-            .request(transport, operation, outcome, started.elapsed());
+        self.metrics.request(
+            transport,
+            operation,
+            outcome,
+            started.elapsed(),
+            Some(&exemplar_trace),
+        );
         Ok(response)
     }
 }
@@ -346,6 +353,7 @@ where
         let trace_id = telemetry::join_or_start_trace(&span, request.headers());
         Box::pin(async move {
             let started = Instant::now();
+            let exemplar_trace = trace_id.clone();
             let (result, error_type) =
                 in_request_scope(trace_id, inner.call(request).instrument(span.clone())).await;
             if let Ok(response) = &result {
@@ -364,7 +372,13 @@ where
                     (None, tonic::Code::Ok) => "ok",
                     (None, _) => "error",
                 };
-                metrics.request("grpc", label, outcome, started.elapsed());
+                metrics.request(
+                    "grpc",
+                    label,
+                    outcome,
+                    started.elapsed(),
+                    Some(&exemplar_trace),
+                );
             }
             result
         })

@@ -1,8 +1,10 @@
-//! Logs and traces. Logs go to stdout (text or JSON), filtered by `BURNBOX_LOG`. Traces go to
-//! OpenTelemetry: every request gets a server span that joins the caller's trace (W3C
-//! `traceparent`/`tracestate` from HTTP headers or gRPC metadata), and are exported over OTLP
+//! Logs, traces and OTLP metrics. Logs go to stdout (text or JSON), filtered by `BURNBOX_LOG`.
+//! Traces go to OpenTelemetry: every request gets a server span that joins the caller's trace
+//! (W3C `traceparent`/`tracestate` from HTTP headers or gRPC metadata), and are exported over OTLP
 //! (gRPC or HTTP/protobuf) when an endpoint is configured. Trace ids exist even without export:
-//! they are the `error_id` of every error and appear in every log line of a request.
+//! they are the `error_id` of every error and appear in every log line of a request. With
+//! `OTEL_METRICS_EXPORTER=otlp` the metrics of `/metrics` are also pushed over OTLP, periodically,
+//! by an OpenTelemetry meter provider installed as the global one.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -11,6 +13,7 @@ use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -28,6 +31,61 @@ pub enum OtlpProtocol {
     /// OTLP over HTTP with protobuf bodies (default port 4318).
     #[value(name = "http/protobuf")]
     HttpProtobuf,
+}
+
+/// Where metrics go besides `/metrics` (the values of `OTEL_METRICS_EXPORTER`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricsExporter {
+    /// Only `/metrics`.
+    #[value(name = "none")]
+    None,
+    /// Also pushed over OTLP.
+    #[value(name = "otlp")]
+    Otlp,
+}
+
+/// How metrics are pushed over OTLP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricsExport {
+    /// The full endpoint: for HTTP the URL metrics are posted to (`…/v1/metrics`), for gRPC the
+    /// collector's address.
+    pub endpoint: String,
+    /// How export speaks.
+    pub protocol: OtlpProtocol,
+    /// The time between two exports.
+    pub interval: Duration,
+}
+
+impl MetricsExport {
+    /// The export that the standard settings describe: the metrics endpoint as given, else the
+    /// general endpoint (for HTTP with `/v1/metrics` appended), else the local collector's
+    /// default port for the protocol.
+    pub fn resolve(
+        metrics_endpoint: Option<&str>,
+        endpoint: Option<&str>,
+        protocol: OtlpProtocol,
+        interval: Duration,
+    ) -> Self {
+        fn present(value: Option<&str>) -> Option<&str> {
+            value.map(str::trim).filter(|value| !value.is_empty())
+        }
+        let endpoint = match (present(metrics_endpoint), present(endpoint), protocol) {
+            (Some(metrics), _, _) => metrics.to_owned(),
+            (None, Some(base), OtlpProtocol::Grpc) => base.to_owned(),
+            (None, Some(base), OtlpProtocol::HttpProtobuf) => {
+                format!("{}/v1/metrics", base.trim_end_matches('/'))
+            }
+            (None, None, OtlpProtocol::Grpc) => "http://localhost:4317".to_owned(),
+            (None, None, OtlpProtocol::HttpProtobuf) => {
+                "http://localhost:4318/v1/metrics".to_owned()
+            }
+        };
+        Self {
+            endpoint,
+            protocol,
+            interval,
+        }
+    }
 }
 
 /// Which traces are recorded (the values of `OTEL_TRACES_SAMPLER`).
@@ -70,25 +128,39 @@ pub struct TelemetryConfig {
     pub sampler: SamplerKind,
     /// The ratio for the ratio samplers.
     pub sampler_ratio: f64,
+    /// OTLP metrics export; `None`: metrics are only on `/metrics`.
+    pub metrics: Option<MetricsExport>,
 }
 
 /// The running telemetry; flush it before the process exits.
 pub struct Telemetry {
     provider: SdkTracerProvider,
+    meters: Option<SdkMeterProvider>,
 }
 
 impl Telemetry {
-    /// Exports every finished span now.
+    /// Exports every finished span, and the metrics when they are pushed, now.
     pub fn flush(&self) {
         if let Err(err) = self.provider.force_flush() {
             tracing::warn!(%err, "flushing spans failed");
         }
+        if let Some(meters) = &self.meters
+            && let Err(err) = meters.force_flush()
+        {
+            tracing::warn!(%err, "exporting metrics failed");
+        }
     }
 
-    /// Flushes and stops the exporter.
+    /// Flushes and stops the exporters.
     pub fn shutdown(self) {
         if let Err(err) = self.provider.shutdown_with_timeout(Duration::from_secs(5)) {
             eprintln!("burnbox: flushing spans at shutdown failed: {err}");
+        }
+        // Shutting the meter provider down exports what was measured since the last export.
+        if let Some(meters) = self.meters
+            && let Err(err) = meters.shutdown_with_timeout(Duration::from_secs(5))
+        {
+            eprintln!("burnbox: exporting metrics at shutdown failed: {err}");
         }
     }
 }
@@ -132,17 +204,54 @@ fn exporter(
     built.map_err(|err| format!("OTLP exporter: {err}"))
 }
 
+fn metric_exporter(export: &MetricsExport) -> Result<opentelemetry_otlp::MetricExporter, String> {
+    let built = match export.protocol {
+        OtlpProtocol::Grpc => opentelemetry_otlp::MetricExporter::builder()
+            .with_tonic()
+            .with_endpoint(export.endpoint.clone())
+            .build(),
+        OtlpProtocol::HttpProtobuf => opentelemetry_otlp::MetricExporter::builder()
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_endpoint(export.endpoint.clone())
+            .build(),
+    };
+    built.map_err(|err| format!("OTLP metrics exporter: {err}"))
+}
+
+/// A meter provider pushing to `export`, installed as the global one (which
+/// the server's metrics record into).
+fn install_meter_provider(
+    export: &MetricsExport,
+    resource: Resource,
+) -> Result<SdkMeterProvider, String> {
+    let reader = PeriodicReader::builder(metric_exporter(export)?)
+        .with_interval(export.interval)
+        .build();
+    let provider = SdkMeterProvider::builder()
+        .with_reader(reader)
+        .with_resource(resource)
+        .build();
+    opentelemetry::global::set_meter_provider(provider.clone());
+    EXPORTING_METRICS.store(true, Ordering::Relaxed);
+    Ok(provider)
+}
+
 /// Installs logging and tracing for the process. Fails only on an unusable OTLP endpoint.
 /// Calling it again (as test binaries may) keeps the first subscriber.
 pub fn init(config: &TelemetryConfig) -> Result<Telemetry, String> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let resource = Resource::builder()
+        .with_service_name(config.service_name.clone())
+        .build();
+    let meters = config
+        .metrics
+        .as_ref()
+        .map(|export| install_meter_provider(export, resource.clone()))
+        .transpose()?;
     let mut provider = SdkTracerProvider::builder()
         .with_sampler(sampler(config))
-        .with_resource(
-            Resource::builder()
-                .with_service_name(config.service_name.clone())
-                .build(),
-        );
+        .with_resource(resource);
     if let Some(endpoint) = &config.otlp_endpoint {
         provider = provider.with_batch_exporter(exporter(endpoint, config.otlp_protocol)?);
     }
@@ -188,7 +297,7 @@ pub fn init(config: &TelemetryConfig) -> Result<Telemetry, String> {
     {
         EXPORTING.store(config.otlp_endpoint.is_some(), Ordering::Relaxed);
     }
-    Ok(Telemetry { provider })
+    Ok(Telemetry { provider, meters })
 }
 
 /// Reads W3C trace context from HTTP headers (gRPC metadata travels as HTTP/2 headers too).
@@ -206,6 +315,14 @@ impl Extractor for HeaderExtractor<'_> {
 
 /// Whether spans go to OpenTelemetry (set once, by [`init`] with an exporter).
 static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Whether metrics are pushed over OTLP (set by [`init`] with `OTEL_METRICS_EXPORTER=otlp`).
+static EXPORTING_METRICS: AtomicBool = AtomicBool::new(false);
+
+/// Whether metrics are pushed over OTLP through the global meter provider.
+pub fn is_exporting_metrics() -> bool {
+    EXPORTING_METRICS.load(Ordering::Relaxed)
+}
 
 /// The trace a request belongs to: the caller's (W3C `traceparent` in `headers`), else a new
 /// one. When spans are exported, `span` becomes a child of the caller's span. The trace id is
@@ -242,4 +359,42 @@ pub fn trace_id_of(span: &tracing::Span) -> Option<String> {
 /// Whether spans go to OpenTelemetry (an exporter is configured).
 pub fn is_exporting() -> bool {
     EXPORTING.load(Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_endpoints_resolve_as_the_otlp_settings_say() {
+        let second = Duration::from_secs(1);
+        let resolve = |metrics, base, protocol| {
+            MetricsExport::resolve(metrics, base, protocol, second).endpoint
+        };
+        use OtlpProtocol::{Grpc, HttpProtobuf};
+        // The signal's own endpoint is taken as it is.
+        assert_eq!(
+            resolve(
+                Some("http://m:4318/custom"),
+                Some("http://c:4318"),
+                HttpProtobuf
+            ),
+            "http://m:4318/custom"
+        );
+        // The general one is a base URL for HTTP, an address for gRPC.
+        assert_eq!(
+            resolve(None, Some("http://c:4318/"), HttpProtobuf),
+            "http://c:4318/v1/metrics"
+        );
+        assert_eq!(
+            resolve(Some(" "), Some("http://c:4317"), Grpc),
+            "http://c:4317"
+        );
+        // Neither: the local collector.
+        assert_eq!(
+            resolve(None, None, HttpProtobuf),
+            "http://localhost:4318/v1/metrics"
+        );
+        assert_eq!(resolve(None, Some(""), Grpc), "http://localhost:4317");
+    }
 }

@@ -53,6 +53,12 @@ impl MemoryStore {
             budget_bytes,
         }
     }
+
+    /// The bytes counted against the budget now, and the budget: what the server exports as
+    /// gauges, so an operator sees the store filling before shares are refused.
+    pub fn usage(&self) -> (usize, usize) {
+        (self.lock().used_bytes, self.budget_bytes)
+    }
 }
 
 #[derive(Default)]
