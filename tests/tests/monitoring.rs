@@ -20,16 +20,6 @@ use reqwest::StatusCode;
 use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
 
-/// Metrics the rules and the dashboard use that the metrics branch adds (readiness and the
-/// memory store's use of its budget). While they are absent from `/metrics` the name checks
-/// and the dashboard queries naming them are skipped; once served they are checked like every
-/// other name. Delete this list when both branches are merged.
-const ADDED_BY_METRICS_BRANCH: [&str; 3] = [
-    "burnbox_ready",
-    "burnbox_memory_store_used_bytes",
-    "burnbox_memory_store_budget_bytes",
-];
-
 /// Grafana's variables as the live check fills them in: `$__rate_interval` is at least four
 /// scrape intervals (here 1 s), `$__range` the dashboard's time range.
 const VARIABLES: [(&str, &str); 2] = [("$__rate_interval", "5s"), ("$__range", "1h")];
@@ -191,14 +181,6 @@ impl Scrape {
     fn serves(&self, name: &str) -> bool {
         self.family_of(name).is_some() && self.samples.contains(name)
     }
-
-    /// Whether the expression names a metric of [`ADDED_BY_METRICS_BRANCH`] that is not served
-    /// yet.
-    fn lacks_added_metric(&self, expr: &str) -> bool {
-        burnbox_names(expr)
-            .iter()
-            .any(|name| ADDED_BY_METRICS_BRANCH.contains(&name.as_str()) && !self.serves(name))
-    }
 }
 
 fn run(tool: &str, args: &[&str]) -> String {
@@ -302,14 +284,6 @@ fn every_alert_is_tested_both_ways_and_has_a_runbook_line() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
-    for added in ADDED_BY_METRICS_BRANCH {
-        assert!(
-            all_expressions()
-                .iter()
-                .any(|(_, expr)| burnbox_names(expr).contains(added)),
-            "{added} is listed in ADDED_BY_METRICS_BRANCH but used nowhere"
-        );
-    }
 }
 
 /// The dashboard parses, picks its Prometheus through a datasource variable, shows exemplars on
@@ -433,10 +407,7 @@ async fn a_real_prometheus_loads_the_rules_and_answers_the_dashboard() {
     let mut missing = Vec::new();
     for (origin, expr) in all_expressions() {
         for name in burnbox_names(&expr) {
-            // Tolerated only while absent: once served, it is checked like the others.
-            let awaited =
-                ADDED_BY_METRICS_BRANCH.contains(&name.as_str()) && !scrape.samples.contains(&name);
-            if awaited || scrape.serves(&name) {
+            if scrape.serves(&name) {
                 continue;
             }
             missing.push(format!("{origin}: {name}"));
@@ -508,10 +479,6 @@ async fn a_real_prometheus_loads_the_rules_and_answers_the_dashboard() {
     for (title, targets) in dashboard_queries(&dashboard()) {
         for target in targets {
             let mut expr = target["expr"].as_str().expect("expr").to_owned();
-            if scrape.lacks_added_metric(&expr) {
-                eprintln!("skipped until the metrics branch is merged: {title:?}: {expr}");
-                continue;
-            }
             for (variable, value) in VARIABLES {
                 expr = expr.replace(variable, value);
             }
