@@ -214,6 +214,7 @@ async fn a_trickling_body_is_cut_off_with_a_documented_400() {
         .await
         .expect("request head and a little body");
     let (mut reader, mut writer) = stream.into_split();
+    // The scenario is the pace itself: a body byte every 100 ms, never finishing.
     let trickle = tokio::spawn(async move {
         while writer.write_all(b"a").await.is_ok() {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -354,6 +355,7 @@ async fn grpc_connections_are_asked_to_close_at_their_maximum_age() {
         let shared = client.share_secret(grpc_share_request("across ages")).await;
         assert!(shared.is_ok(), "call {calls}: {shared:?}");
         calls += 1;
+        // Spreads the calls over several connection ages (the scenario), not a wait for anything.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
