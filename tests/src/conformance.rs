@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use burnbox_store::{
-    FailedAttempt, NewSecret, OwnerId, RateDecision, RateKey, RateLimiter, ReceiptId, ReceiptState,
-    RecentEntry, SecretId, SecretRecord, SecretStore, Take,
+    FailedAttempt, Lease, NewSecret, OwnerId, RateDecision, RateKey, RateLimiter, ReceiptId,
+    ReceiptState, RecentEntry, SecretId, SecretRecord, SecretStore, Take,
 };
 
 /// The stored receipt of the secret made by [`new_secret`] from `key`.
@@ -492,11 +492,17 @@ async fn rate_limits_count_a_sliding_window_per_key(store: Arc<dyn RateLimiter>)
         let started = Instant::now();
         for _ in 0..3 {
             assert_eq!(
-                store.rate_limit(&key, 3, window).await.expect("count"),
-                RateDecision::Allowed
+                store
+                    .rate_limit(&key, 3, window, Lease::ONE)
+                    .await
+                    .expect("count"),
+                RateDecision::Allowed { granted: 1 }
             );
         }
-        let fourth = store.rate_limit(&key, 3, window).await.expect("count");
+        let fourth = store
+            .rate_limit(&key, 3, window, Lease::ONE)
+            .await
+            .expect("count");
         if started.elapsed() + CLOCK_SLACK >= window {
             window *= 2;
             assert!(window < EXPIRY_BOUND, "this machine is too slow to tell");
@@ -513,15 +519,69 @@ async fn rate_limits_count_a_sliding_window_per_key(store: Arc<dyn RateLimiter>)
     );
     let other = RateKey::new("create", &unique("other-caller"));
     assert_eq!(
-        store.rate_limit(&other, 3, window).await.expect("count"),
-        RateDecision::Allowed
+        store
+            .rate_limit(&other, 3, window, Lease::ONE)
+            .await
+            .expect("count"),
+        RateDecision::Allowed { granted: 1 }
     );
     // Waiting as told (and the clock allowance) is enough: the oldest request has left the
     // window by then.
     tokio::time::sleep(retry_after + CLOCK_SLACK).await;
     assert_eq!(
-        store.rate_limit(&key, 3, window).await.expect("count"),
-        RateDecision::Allowed
+        store
+            .rate_limit(&key, 3, window, Lease::ONE)
+            .await
+            .expect("count"),
+        RateDecision::Allowed { granted: 1 }
+    );
+}
+
+async fn rate_limit_leases_grant_what_is_left_and_count_for_the_window_and_hold(
+    store: Arc<dyn RateLimiter>,
+) {
+    let window = Duration::from_secs(60);
+    let lease = |count| Lease {
+        count,
+        hold: Duration::from_secs(5),
+    };
+    let key = RateKey::new("read", &unique("leasing-caller"));
+    let started = Instant::now();
+    assert_eq!(
+        store
+            .rate_limit(&key, 10, window, lease(4))
+            .await
+            .expect("lease"),
+        RateDecision::Allowed { granted: 4 }
+    );
+    assert_eq!(
+        store
+            .rate_limit(&key, 10, window, lease(4))
+            .await
+            .expect("lease"),
+        RateDecision::Allowed { granted: 4 }
+    );
+    // Two left of ten: a lease of four gets two, and a plain request after it none.
+    assert_eq!(
+        store
+            .rate_limit(&key, 10, window, lease(4))
+            .await
+            .expect("lease"),
+        RateDecision::Allowed { granted: 2 }
+    );
+    let RateDecision::Limited { retry_after } = store
+        .rate_limit(&key, 10, window, Lease::ONE)
+        .await
+        .expect("count")
+    else {
+        panic!("ten of ten are counted");
+    };
+    // The first lease counts for the window and its hold from when it was granted, whatever
+    // time has passed since.
+    let counted_for = window + Duration::from_secs(5);
+    assert!(
+        retry_after <= counted_for && retry_after + started.elapsed() + CLOCK_SLACK >= counted_for,
+        "{retry_after:?}"
     );
 }
 
@@ -530,7 +590,8 @@ pub async fn conformance<S: SecretStore + RateLimiter>(store: Arc<S>) {
     let rate_limiter: Arc<dyn RateLimiter> = store.clone();
     let store: Arc<dyn SecretStore> = store;
     failed_attempts_burn_the_secret_at_the_limit(store.clone()).await;
-    rate_limits_count_a_sliding_window_per_key(rate_limiter).await;
+    rate_limits_count_a_sliding_window_per_key(rate_limiter.clone()).await;
+    rate_limit_leases_grant_what_is_left_and_count_for_the_window_and_hold(rate_limiter).await;
     peek_reads_without_taking(store.clone()).await;
     inspect_sees_protection_and_time_left_without_taking(store.clone()).await;
     burn_is_exactly_once_and_marks_the_receipt(store.clone()).await;

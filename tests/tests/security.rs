@@ -299,6 +299,69 @@ async fn rate_limits_are_shared_by_replicas_on_one_redis() {
     );
 }
 
+/// The rate-limit round trips a server made to its store so far.
+async fn rate_limit_round_trips(server: &TestServer) -> u64 {
+    let metrics = server.metrics_text().await;
+    metrics
+        .lines()
+        .find(|line| {
+            line.starts_with("burnbox_store_operation_duration_seconds_count")
+                && line.contains(r#"operation="rate_limit""#)
+        })
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_callers_lease_their_limit_in_batches_and_two_replicas_never_exceed_it() {
+    // 512 a minute: leases of up to 8 (a 64th), so each replica holds at most 7 unspent.
+    const LIMIT: u32 = 512;
+    const MOST_UNSPENT: u32 = 2 * 7;
+    let redis = TestRedis::start_own();
+    let url = redis.url();
+    let limits = |config: &mut burnbox_server::Config| config.rate_limit_reveal = LIMIT;
+    let first = TestServer::start_with(Backend::Redis(redis), limits).await;
+    let second = TestServer::start_with(Backend::Memory, |config| {
+        limits(config);
+        config.redis_url = Some(url);
+        config.master_key = Some(test_master_key());
+    })
+    .await;
+    let replicas = [&first, &second];
+    async fn reveal(server: &TestServer) -> (StatusCode, serde_json::Value) {
+        rest_reveal(server, "nosuchsecretkeyforratelimits", None).await
+    }
+
+    // Well within the limit, alternating replicas: every request is admitted (a 404: there is
+    // no such secret), and most are admitted from a lease, without a store round trip. Leases
+    // may be spent for 5 s; these requests take milliseconds.
+    let within = LIMIT - MOST_UNSPENT;
+    for index in 0..within {
+        let (status, body) = reveal(replicas[index as usize % 2]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "request {index}: {body}");
+    }
+    let round_trips = rate_limit_round_trips(&first).await + rate_limit_round_trips(&second).await;
+    assert!(
+        round_trips * 4 <= u64::from(within),
+        "{round_trips} limiter round trips for {within} requests"
+    );
+
+    // Past the limit: across both replicas, never more than the limit is admitted.
+    let mut admitted = within;
+    for index in 0..2 * MOST_UNSPENT {
+        let answer = reveal(replicas[index as usize % 2]).await;
+        if answer.0 == StatusCode::NOT_FOUND {
+            admitted += 1;
+        } else {
+            assert_rest_error(&answer, ErrorKind::RateLimited, None);
+        }
+    }
+    assert!(admitted <= LIMIT, "{admitted} admitted of {LIMIT}");
+    for replica in replicas {
+        assert_eq!(reveal(replica).await.0, StatusCode::TOO_MANY_REQUESTS);
+    }
+}
+
 /// Anonymous callers are limited per address; customers have limits of their own, off by
 /// default (as Onetime Secret lets customers create freely), so a batch job sees no 429.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

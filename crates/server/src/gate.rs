@@ -11,6 +11,7 @@ use burnbox_core::{Caller, Error, ErrorKind};
 use burnbox_store::{RateDecision, RateKey, RateLimiter};
 use ipnet::IpNet;
 
+use crate::allowance::Allowances;
 use crate::auth::Authenticator;
 use crate::metrics::Metrics;
 use crate::operations::{Access, ActionClass, Operation};
@@ -90,7 +91,7 @@ const WINDOW: Duration = Duration::from_secs(60);
 pub struct Gate {
     auth: Arc<Authenticator>,
     anonymous: AnonymousAccess,
-    rate_limiter: Arc<dyn RateLimiter>,
+    allowances: Allowances,
     limits: RateLimits,
     trusted_proxies: Vec<IpNet>,
     metrics: Arc<Metrics>,
@@ -103,7 +104,7 @@ impl Gate {
     }
 
     /// A gate counting rate limits in `rate_limiter` (the store's, so replicas sharing a Redis
-    /// share the counts).
+    /// share the counts), through this replica's [`Allowances`].
     pub fn new(
         auth: Arc<Authenticator>,
         anonymous: AnonymousAccess,
@@ -115,7 +116,7 @@ impl Gate {
         Self {
             auth,
             anonymous,
-            rate_limiter,
+            allowances: Allowances::new(rate_limiter),
             limits,
             trusted_proxies,
             metrics,
@@ -162,8 +163,8 @@ impl Gate {
             return Ok(());
         }
         let key = RateKey::new(class.name(), counted_as);
-        match self.rate_limiter.rate_limit(&key, limit, WINDOW).await? {
-            RateDecision::Allowed => Ok(()),
+        match self.allowances.admit(&key, limit, WINDOW).await? {
+            RateDecision::Allowed { .. } => Ok(()),
             RateDecision::Limited { retry_after } => {
                 tracing::info!(class = class.name(), "rate limited");
                 self.metrics.rate_limited(class.name());

@@ -3,6 +3,7 @@
 //! the admin endpoints, and assembles them around the one handler in [`Application`].
 
 pub mod admin;
+pub mod allowance;
 pub mod answers;
 pub mod app;
 pub mod auth;

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use burnbox_store::{
-    FailedAttempt, KeyCheck, NewSecret, OwnerId, RateDecision, RateKey, RateLimiter, ReceiptId,
-    RecordStatus, SecretId, SecretRecord, SecretStore, StoreError, StoredReceipt, Take,
+    FailedAttempt, KeyCheck, Lease, NewSecret, OwnerId, RateDecision, RateKey, RateLimiter,
+    ReceiptId, RecordStatus, SecretId, SecretRecord, SecretStore, StoreError, StoredReceipt, Take,
     UnixSeconds,
 };
 
@@ -150,10 +150,11 @@ impl RateLimiter for MeteredStore {
         key: &RateKey,
         limit: u32,
         window: Duration,
+        lease: Lease,
     ) -> Result<RateDecision, StoreError> {
         self.measure(
             "rate_limit",
-            self.rate_limiter.rate_limit(key, limit, window),
+            self.rate_limiter.rate_limit(key, limit, window, lease),
         )
         .await
     }

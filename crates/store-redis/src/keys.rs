@@ -6,7 +6,8 @@
 //! - `burnbox:{<secret id>}:receipt`  hash: `sealed`, `state`, `updated`, `received`, `burned`
 //! - `burnbox:pointer:<receipt id>`   string: the secret id (hex) of the receipt's secret
 //! - `burnbox:{<secret id>}:failures` integer: failed passphrase attempts, expiring with the record
-//! - `burnbox:rate:<keyed rate key>`  sorted set: request times of one caller and action class
+//! - `burnbox:rate:{<keyed rate key>}` sorted set: one caller's grants of one action class,
+//!   scored by when each stops counting; `…:sum` integer: how many requests they count
 //! - `burnbox:key-check`             string: a known text sealed with the master key (no TTL)
 //! - `burnbox:recent:<keyed owner id>` sorted set: sealed entries scored by creation time (µs)
 //!
@@ -67,8 +68,14 @@ pub(crate) fn parse_pointer(hex_id: &str) -> Option<SecretId> {
 /// The one key without a TTL: it must outlive every secret.
 pub(crate) const KEY_CHECK: &str = "burnbox:key-check";
 
-pub(crate) fn rate_key(naming: &NamingKey, key: &RateKey) -> String {
-    format!("burnbox:rate:{}", hex32(&naming.name(key.as_bytes())))
+/// The names of one caller's rate-limit window, its grants and their sum, under one hash tag so
+/// one script updates both.
+pub(crate) fn rate_keys(naming: &NamingKey, key: &RateKey) -> (String, String) {
+    let tag = hex32(&naming.name(key.as_bytes()));
+    (
+        format!("burnbox:rate:{{{tag}}}"),
+        format!("burnbox:rate:{{{tag}}}:sum"),
+    )
 }
 
 pub(crate) fn recent_key(naming: &NamingKey, owner: &OwnerId) -> String {

@@ -27,9 +27,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use burnbox_store::{
-    FailedAttempt, KeyCheck, NamingKeys, NewSecret, OwnerId, RateDecision, RateKey, RateLimiter,
-    ReceiptId, ReceiptState, RecordStatus, SecretId, SecretRecord, SecretStore, StoreError,
-    StoredReceipt, Take, UnixSeconds,
+    FailedAttempt, KeyCheck, Lease, NamingKeys, NewSecret, OwnerId, RateDecision, RateKey,
+    RateLimiter, ReceiptId, ReceiptState, RecordStatus, SecretId, SecretRecord, SecretStore,
+    StoreError, StoredReceipt, Take, UnixSeconds,
 };
 use redis::AsyncCommands;
 
@@ -38,7 +38,7 @@ pub use connection::RedisTopology;
 use connection::{Connection, classify};
 use keys::{
     KEY_CHECK, SecretKeys, decode_flags, parse_pointer, parse_timestamp, pointer_key,
-    pointer_value, rate_key, recent_key, record_from_bytes, record_to_bytes, state_from_text,
+    pointer_value, rate_keys, recent_key, record_from_bytes, record_to_bytes, state_from_text,
     state_to_text, unkeyed_recent_key,
 };
 use scripts::{Scripts, TakeMode, TakeOutcome};
@@ -357,21 +357,23 @@ impl RateLimiter for RedisStore {
         key: &RateKey,
         limit: u32,
         window: Duration,
+        lease: Lease,
     ) -> Result<RateDecision, StoreError> {
-        let wait_ms = self
+        let (granted, wait_ms) = self
             .scripts
             .rate_limit(
                 &self.connection,
-                rate_key(&self.naming.current, key),
+                rate_keys(&self.naming.current, key),
                 limit,
                 window,
+                lease,
             )
             .await?;
-        Ok(match wait_ms {
-            0 => RateDecision::Allowed,
-            wait => RateDecision::Limited {
-                retry_after: Duration::from_millis(wait),
+        Ok(match granted {
+            0 => RateDecision::Limited {
+                retry_after: Duration::from_millis(wait_ms),
             },
+            granted => RateDecision::Allowed { granted },
         })
     }
 }

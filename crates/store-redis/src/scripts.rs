@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use burnbox_store::{StoreError, UnixSeconds};
+use burnbox_store::{Lease, StoreError, UnixSeconds};
 use redis::Script;
 
 use crate::connection::{Connection, classify};
@@ -66,26 +66,45 @@ end
 return 0
 "#;
 
-/// A sliding-window rate limit on Redis's clock, so every replica counts alike.
+/// A sliding-window rate limit on Redis's clock, so every replica counts alike, counting a lease
+/// of several requests at once.
 ///
-/// KEYS[1] the window (sorted set of request times in ms); ARGV[1] limit, ARGV[2] window in ms,
-/// ARGV[3] a unique member for this request. Returns 0 if counted, else the ms until the oldest
-/// counted request leaves the window.
+/// KEYS[1] the grants (sorted set: member `<count>:<unique>`, score the ms at which the grant
+/// stops counting), KEYS[2] their sum; ARGV[1] limit, ARGV[2] window in ms, ARGV[3] requests
+/// wanted, ARGV[4] hold in ms (how long the caller may go on spending them), ARGV[5] a unique
+/// member suffix. Returns {granted, 0} if at least one was counted, else {0, the ms until the
+/// oldest grant stops counting}. A grant counts for window + hold, so each request spent from it
+/// is still counted a whole window after it was spent.
 ///
 /// `allow-oom`: a Redis at `maxmemory` (policy `noeviction`) would refuse the `ZADD`, and with it
-/// every reveal, status and burn, so the store could not drain; a window is a few bytes a request.
+/// every reveal, status and burn, so the store could not drain; a grant is a few bytes.
 const RATE_LIMIT_SCRIPT: &str = r#"#!lua flags=allow-oom
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local window = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return math.max(1, tonumber(oldest[2]) + window - now)
+local limit = tonumber(ARGV[1])
+local ended = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+if #ended > 0 then
+  local freed = 0
+  for _, member in ipairs(ended) do
+    freed = freed + tonumber(string.match(member, '^%d+'))
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+  redis.call('DECRBY', KEYS[2], freed)
 end
-redis.call('ZADD', KEYS[1], now, ARGV[3])
-redis.call('PEXPIRE', KEYS[1], window)
-return 0
+local total = tonumber(redis.call('GET', KEYS[2]) or '0')
+if total >= limit then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  local ends = tonumber(oldest[2] or now)
+  return {0, math.max(1, ends - now)}
+end
+local granted = math.min(tonumber(ARGV[3]), limit - total)
+local counted_for = tonumber(ARGV[2]) + tonumber(ARGV[4])
+redis.call('ZADD', KEYS[1], now + counted_for, granted .. ':' .. ARGV[5])
+redis.call('INCRBY', KEYS[2], granted)
+for _, key in ipairs(KEYS) do
+  if redis.call('PTTL', key) < counted_for then redis.call('PEXPIRE', key, counted_for) end
+end
+return {granted, 0}
 "#;
 
 /// Which records [`Scripts::take`] takes.
@@ -207,21 +226,26 @@ impl Scripts {
             .map_err(classify)
     }
 
-    /// Counts one request in the window named `window_key` if fewer than `limit` are counted in
-    /// `window`: zero if counted, else the milliseconds until one leaves the window.
+    /// Counts up to `lease.count` requests in the window named by `window_keys` (grants, sum)
+    /// if fewer than `limit` are counted in `window`: the number counted, else zero and the
+    /// milliseconds until a grant stops counting.
     pub(crate) async fn rate_limit(
         &self,
         connection: &Connection,
-        window_key: String,
+        window_keys: (String, String),
         limit: u32,
         window: Duration,
-    ) -> Result<u64, StoreError> {
+        lease: Lease,
+    ) -> Result<(u32, u64), StoreError> {
         let mut connection = connection.clone();
         let member = format!("{}-{}", now_micros(), unique_member());
         self.rate_limit
-            .key(window_key)
+            .key(window_keys.0)
+            .key(window_keys.1)
             .arg(limit)
             .arg(millis(window))
+            .arg(lease.count.max(1))
+            .arg(u64::try_from(lease.hold.as_millis()).unwrap_or(u64::MAX))
             .arg(member)
             .invoke_async(&mut connection)
             .await

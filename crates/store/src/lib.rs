@@ -182,13 +182,41 @@ pub struct NamingKeys {
 /// What [`RateLimiter::rate_limit`] decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RateDecision {
-    /// Within the limit; the request was counted.
-    Allowed,
-    /// Over the limit; not counted. The oldest counted request leaves the window after this.
+    /// Within the limit: `granted` requests (at least one, at most the lease's count) were
+    /// counted.
+    Allowed {
+        /// How many requests were counted for the caller to use.
+        granted: u32,
+    },
+    /// Over the limit; nothing counted. The oldest counted request leaves the window after this.
     Limited {
         /// When a request would be allowed again.
         retry_after: Duration,
     },
+}
+
+/// How many requests one [`RateLimiter::rate_limit`] call counts, and for how long the caller
+/// may go on using them.
+///
+/// A replica that counts several requests at once (a lease) spends them locally, without asking
+/// the store again, within `hold` of asking. So the store keeps each lease counted for
+/// `window + hold` from the moment it granted it: every request spent from a lease is then still
+/// counted a whole window after it was spent, and the limit holds over any window, whichever
+/// replica spent which request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// How many requests to count, at most: fewer are granted when fewer are left in the window.
+    pub count: u32,
+    /// How long after asking the caller may spend them.
+    pub hold: Duration,
+}
+
+impl Lease {
+    /// One request, spent at once: the plain sliding-window count.
+    pub const ONE: Self = Self {
+        count: 1,
+        hold: Duration::ZERO,
+    };
 }
 
 /// What [`SecretStore::fail_attempt`] did.
@@ -403,14 +431,16 @@ pub trait SecretStore: Send + Sync + 'static {
 /// secrets, so every process sharing a store shares the counts.
 #[async_trait]
 pub trait RateLimiter: Send + Sync + 'static {
-    /// Counts one request under `key` if fewer than `limit` were counted in the last `window`
-    /// (a sliding window: at most `limit` in any `window`, all at once included). Shared by every
-    /// process using the same store.
+    /// Counts up to `lease.count` requests under `key`, as many as keep the count within `limit`
+    /// over the last `window` (a sliding window: at most `limit` in any `window`, all at once
+    /// included). Each grant stays counted for `window + lease.hold`. Nothing is counted when
+    /// none is left. Shared by every process using the same store.
     async fn rate_limit(
         &self,
         key: &RateKey,
         limit: u32,
         window: Duration,
+        lease: Lease,
     ) -> Result<RateDecision, StoreError>;
 }
 

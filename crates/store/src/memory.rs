@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use crate::{
-    FailedAttempt, KeyCheck, NewSecret, OwnerId, RateDecision, RateKey, RateLimiter, ReceiptId,
-    ReceiptState, RecordStatus, SecretId, SecretRecord, SecretStore, StoreError, StoredReceipt,
-    Take, UnixSeconds,
+    FailedAttempt, KeyCheck, Lease, NewSecret, OwnerId, RateDecision, RateKey, RateLimiter,
+    ReceiptId, ReceiptState, RecordStatus, SecretId, SecretRecord, SecretStore, StoreError,
+    StoredReceipt, Take, UnixSeconds,
 };
 
 /// How often expired entries are swept out; between sweeps they are only invisible.
@@ -75,10 +75,11 @@ struct State {
     next_purge: Option<Instant>,
 }
 
-/// The times of the requests counted in a rate-limit window, oldest first.
+/// The grants counted in a rate-limit window, oldest first: when each stops counting, and how
+/// many requests it counted; with their sum.
 struct RateWindow {
-    counted: VecDeque<Instant>,
-    window: Duration,
+    counted: VecDeque<(Instant, u32)>,
+    total: u64,
 }
 
 /// A customer's recent entries, oldest first, with their creation times.
@@ -172,12 +173,8 @@ impl State {
         self.used_bytes = self.used_bytes.saturating_sub(freed);
         let records = &self.records;
         self.failures.retain(|id, _| records.contains_key(id));
-        self.rate_windows.retain(|_, window| {
-            window
-                .counted
-                .back()
-                .is_some_and(|last| *last + window.window > now)
-        });
+        self.rate_windows
+            .retain(|_, window| window.counted.back().is_some_and(|(until, _)| *until > now));
         self.next_purge = Some(now + PURGE_INTERVAL);
     }
 
@@ -401,6 +398,7 @@ impl RateLimiter for MemoryStore {
         key: &RateKey,
         limit: u32,
         window: Duration,
+        lease: Lease,
     ) -> Result<RateDecision, StoreError> {
         let now = Instant::now();
         let mut state = self.lock();
@@ -410,24 +408,31 @@ impl RateLimiter for MemoryStore {
             .entry(*key)
             .or_insert_with(|| RateWindow {
                 counted: VecDeque::new(),
-                window,
+                total: 0,
             });
-        entry.window = window;
-        while entry
-            .counted
-            .front()
-            .is_some_and(|oldest| *oldest + window <= now)
+        while let Some(&(until, count)) = entry.counted.front()
+            && until <= now
         {
             entry.counted.pop_front();
+            entry.total -= u64::from(count);
         }
-        if entry.counted.len() >= usize::try_from(limit).unwrap_or(usize::MAX) {
-            let oldest = entry.counted.front().copied().unwrap_or(now);
+        let left = u64::from(limit).saturating_sub(entry.total);
+        if left == 0 {
+            let oldest = entry.counted.front().map_or(now, |&(until, _)| until);
             return Ok(RateDecision::Limited {
-                retry_after: (oldest + window).saturating_duration_since(now),
+                retry_after: oldest.saturating_duration_since(now),
             });
         }
-        entry.counted.push_back(now);
-        Ok(RateDecision::Allowed)
+        // A lease asks for at least one request.
+        let wanted = lease.count.max(1);
+        // Fits in u32: at most `wanted`.
+        let granted = u32::try_from(left.min(u64::from(wanted))).unwrap_or(wanted);
+        // Grants held for different times need not end in the order they were made.
+        let until = now + window + lease.hold;
+        let position = entry.counted.partition_point(|&(other, _)| other <= until);
+        entry.counted.insert(position, (until, granted));
+        entry.total += u64::from(granted);
+        Ok(RateDecision::Allowed { granted })
     }
 }
 
