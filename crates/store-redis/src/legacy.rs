@@ -36,8 +36,8 @@ use redis::{AsyncCommands, Script};
 
 use crate::connection::{Connection, classify};
 use crate::keys::{decode_flags, hex32};
-use crate::remaining;
-use crate::scripts::{TakeMode, TakeOutcome, Taken, mode_arg, read_taken};
+use crate::scripts::{Scripts, TakeMode, TakeOutcome, Taken, mode_arg, read_taken};
+use crate::{record_status, remaining};
 
 /// The previous take script: takes a record and marks its receipt hash received.
 ///
@@ -253,29 +253,21 @@ impl Legacy {
         bytes.map(record_from_bytes).transpose()
     }
 
-    /// Whether the record of `id` is there, its flags and TTL, without its sealed bytes.
+    /// Whether the record of `id` is there, its flags and TTL, without its sealed bytes (the
+    /// current layout's script reads a record of this one alike).
     pub(crate) async fn inspect(
         &self,
         connection: &Connection,
+        scripts: &Scripts,
         id: &SecretId,
     ) -> Result<Option<RecordStatus>, StoreError> {
-        let mut connection = connection.clone();
-        let record = LegacyKeys::of(id).record();
-        let (flag, pttl): (Vec<u8>, i64) = redis::pipe()
-            .getrange(&record, 0, 0)
-            .pttl(&record)
-            .query_async(&mut connection)
-            .await
-            .map_err(classify)?;
-        let (Some(&flags), Some(ttl)) = (flag.first(), remaining(pttl)) else {
-            return Ok(None);
-        };
-        let (protected, end_to_end) = decode_flags(flags)?;
-        Ok(Some(RecordStatus {
-            protected,
-            end_to_end,
-            ttl,
-        }))
+        let (head, pttl) = scripts
+            .record_state(connection, &LegacyKeys::of(id).record())
+            .await?;
+        match head.first() {
+            None => Ok(None),
+            Some(&flags) => record_status(flags, pttl),
+        }
     }
 
     /// The receipt `id` names through its pointer.

@@ -228,33 +228,20 @@ impl SecretStore for RedisStore {
         }
     }
 
-    #[tracing::instrument(name = "redis inspect", skip_all, fields(otel.name = "PIPELINE", otel.kind = "client", db.system = "redis", db.operation.name = "PIPELINE"))]
+    #[tracing::instrument(name = "redis inspect", skip_all, fields(otel.name = "EVALSHA", otel.kind = "client", db.system = "redis", db.operation.name = "EVALSHA"))]
     async fn inspect(&self, id: &SecretId) -> Result<Option<RecordStatus>, StoreError> {
-        let mut connection = self.connection.clone();
-        let keys = SecretKeys::of(id);
-        let record = keys.record();
-        // The flag byte alone: the sealed value never leaves Redis for a look-up. The two
-        // commands may straddle a take; either one seeing the record gone (or its tombstone)
-        // means it is gone.
-        let (flag, pttl): (Vec<u8>, i64) = redis::pipe()
-            .getrange(record, 0, 0)
-            .pttl(record)
-            .query_async(&mut connection)
-            .await
-            .map_err(classify)?;
-        match (flag.first(), remaining(pttl)) {
-            (Some(&first), _) if is_tombstone(first) => Ok(None),
-            (Some(&flags), Some(ttl)) => {
-                let (protected, end_to_end) = decode_flags(flags)?;
-                Ok(Some(RecordStatus {
-                    protected,
-                    end_to_end,
-                    ttl,
-                }))
+        let (head, pttl) = self
+            .scripts
+            .record_state(&self.connection, SecretKeys::of(id).record())
+            .await?;
+        match head.first() {
+            None => {
+                self.legacy
+                    .inspect(&self.connection, &self.scripts, id)
+                    .await
             }
-            // Expired between the two commands.
-            (Some(_), None) => Ok(None),
-            (None, _) => self.legacy.inspect(&self.connection, id).await,
+            Some(&first) if is_tombstone(first) => Ok(None),
+            Some(&flags) => record_status(flags, pttl),
         }
     }
 
@@ -343,7 +330,10 @@ impl SecretStore for RedisStore {
         let receipt = parse_receipt_value(&value)?;
         let (head, record_pttl) = self
             .scripts
-            .record_state(&self.connection, &SecretKeys::of(&receipt.secret_id))
+            .record_state(
+                &self.connection,
+                SecretKeys::of(&receipt.secret_id).record(),
+            )
             .await?;
         let mut stored = StoredReceipt {
             secret_id: receipt.secret_id,
@@ -442,6 +432,19 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis())
         .unwrap_or(u64::MAX)
         .max(1)
+}
+
+/// What a status look-up reports of a live record with `flags` and `pttl` left (either layout).
+fn record_status(flags: u8, pttl: i64) -> Result<Option<RecordStatus>, StoreError> {
+    let Some(ttl) = remaining(pttl) else {
+        return Ok(None);
+    };
+    let (protected, end_to_end) = decode_flags(flags)?;
+    Ok(Some(RecordStatus {
+        protected,
+        end_to_end,
+        ttl,
+    }))
 }
 
 /// PTTL's answer as a duration: negative answers mean "no such key" (-2) or "no expiry" (-1).

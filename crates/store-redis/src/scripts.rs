@@ -94,11 +94,12 @@ return 0
 "#
 );
 
-/// What a receipt needs of its record: the record key's first byte and TTL while the record is
-/// live (never its sealed bytes), its tombstone once taken or burned.
+/// What a receipt or a status look-up needs of a record: the record key's first byte and TTL
+/// while the record is live (never its sealed bytes), its tombstone once taken or burned.
 ///
 /// KEYS[1] record. Returns {"", -2} when the key is gone, {tombstone, ttl} or {flag byte, ttl}.
-/// A script so that the two reads see one state, and the sealed bytes stay in Redis.
+/// A script so that the two reads see one state, the sealed bytes stay in Redis, and only
+/// commands the documented ACL grants are used (`GETRANGE` is not among them).
 pub(crate) const RECORD_STATE_SCRIPT: &str = r#"#!lua flags=no-writes
 local value = redis.call('GET', KEYS[1])
 if not value then return {'', -2} end
@@ -276,16 +277,17 @@ impl Scripts {
             .map_err(classify)
     }
 
-    /// What the record key of `keys` holds, for its receipt: its first byte and TTL while live,
-    /// its tombstone once taken or burned, nothing (and -2) when gone.
+    /// What the record key named `record` holds (of either layout: a record of each starts
+    /// with its flag byte): its first byte and TTL while live, its tombstone once taken or
+    /// burned, nothing (and -2) when gone.
     pub(crate) async fn record_state(
         &self,
         connection: &Connection,
-        keys: &SecretKeys,
+        record: &str,
     ) -> Result<(Vec<u8>, i64), StoreError> {
         let mut connection = connection.clone();
         self.record_state
-            .key(keys.record())
+            .key(record)
             .invoke_async(&mut connection)
             .await
             .map_err(classify)
