@@ -314,9 +314,10 @@ impl SecretStore for RedisStore {
     #[tracing::instrument(name = "redis receipt", skip_all, fields(otel.name = "PIPELINE", otel.kind = "client", db.system = "redis", db.operation.name = "PIPELINE"))]
     async fn receipt(&self, id: &ReceiptId) -> Result<Option<StoredReceipt>, StoreError> {
         let mut connection = self.connection.clone();
+        let name = receipt_key(id);
         let (value, receipt_pttl): (Option<Vec<u8>>, i64) = redis::pipe()
-            .get(receipt_key(id))
-            .pttl(receipt_key(id))
+            .get(&name)
+            .pttl(&name)
             .query_async(&mut connection)
             .await
             .map_err(classify)?;
