@@ -509,3 +509,13 @@ impl TestRedis {
         dump
     }
 }
+
+/// The name burnbox's Redis store gives the record of the secret `secret_key` reveals (the
+/// layout in `crates/store-redis/src/keys.rs`): `burnbox:{T}`, `T` the base64url of the first
+/// 15 bytes of the secret id.
+pub fn record_key_name(secret_key: &str) -> String {
+    use base64::Engine;
+    let id = burnbox_store::SecretId::from_secret_key(secret_key);
+    let tag = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&id.as_bytes()[..15]);
+    format!("burnbox:{{{tag}}}")
+}

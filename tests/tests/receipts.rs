@@ -7,7 +7,7 @@ use burnbox_core::ErrorKind;
 use burnbox_spec::v1 as pb;
 use burnbox_tests::{
     Backend, TestServer, assert_grpc_error, assert_rest_error, grpc_reveal_request, json_of,
-    on_both_stores, rest_get, rest_reveal, rest_share,
+    on_both_stores, record_key_name, rest_get, rest_reveal, rest_share,
 };
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -383,14 +383,13 @@ async fn a_secret_that_expired_unread_shows_as_expired() {
     let Backend::Redis(redis) = &server.backend else {
         unreachable!()
     };
-    let records = redis.keys("*:record").await;
     let mut connection = redis.connection().await;
-    assert_eq!(records.len(), 1);
-    let _: i64 = redis::cmd("DEL")
-        .arg(&records[0])
+    let deleted: i64 = redis::cmd("DEL")
+        .arg(record_key_name(&secret_key))
         .query_async(&mut connection)
         .await
         .expect("DEL");
+    assert_eq!(deleted, 1, "the record was there");
 
     let (status, receipt) = rest_get(&server, &format!("/private/{metadata_key}")).await;
     assert_eq!(

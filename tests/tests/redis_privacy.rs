@@ -10,7 +10,8 @@ use burnbox_store::{NewSecret, OwnerId, RecentEntry, SecretStore};
 use burnbox_store_redis::{RedisConfig, RedisStore, RedisTopology};
 use burnbox_tests::conformance::{HOUR, new_secret, unique};
 use burnbox_tests::{
-    ALICE, BOB, Backend, TestRedis, TestServer, basic_auth, json_of, rest_share, test_master_key,
+    ALICE, BOB, Backend, TestRedis, TestServer, basic_auth, json_of, record_key_name, rest_share,
+    test_master_key,
 };
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -209,13 +210,7 @@ async fn stored_records_show_a_size_bucket_not_a_length() {
         let (status, receipt) = rest_share(&server, &[("secret", secret.as_str())]).await;
         assert_eq!(status, StatusCode::OK, "{receipt}");
         let secret_key = receipt["secret_key"].as_str().expect("secret_key");
-        let id = burnbox_store::SecretId::from_secret_key(secret_key);
-        let hex: String = id
-            .as_bytes()
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect();
-        record_names.push(format!("burnbox:{{{hex}}}:record"));
+        record_names.push(record_key_name(secret_key));
     }
     let dump = redis_of(&server).dump().await;
     let stored_size = |name: &String| {
@@ -233,8 +228,9 @@ async fn stored_records_show_a_size_bucket_not_a_length() {
         sizes[2] > sizes[1],
         "58 bytes take the next bucket: {sizes:?}"
     );
-    // Flag byte, format byte, nonce, 64 padded bytes, tag: small secrets cost little.
-    assert_eq!(sizes[0], 1 + 1 + 12 + 64 + 16);
+    // Flag byte, how long the receipt outlives the record, format byte, nonce, 64 padded bytes,
+    // tag: small secrets cost little.
+    assert_eq!(sizes[0], 1 + 4 + 1 + 12 + 64 + 16);
 }
 
 /// A store on `redis` naming with `current` (and reading `previous`) master keys' naming keys.

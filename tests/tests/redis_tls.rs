@@ -9,7 +9,8 @@ use burnbox_core::ErrorKind;
 use burnbox_server::{Application, Config, StartupError};
 use burnbox_tests::{
     ALICE, Backend, TestServer, TestTlsRedis, TestTlsRedisCluster, assert_rest_error, basic_auth,
-    captured_logs, eventually, json_of, rest_reveal, rest_share, test_master_key, text_field,
+    captured_logs, eventually, json_of, rest_get, rest_reveal, rest_share, test_master_key,
+    text_field,
 };
 use reqwest::StatusCode;
 
@@ -102,9 +103,15 @@ async fn every_operation_works_over_tls_as_the_documented_acl_user() {
         async move { json_of(request.send().await.expect("share")).await }
     };
 
-    // Share and reveal.
+    // Share, look up and reveal.
     let (status, plain) = share(vec![("secret", "over tls")]).await;
     assert_eq!(status, StatusCode::OK, "{plain}");
+    let (status, looked_up) = rest_get(
+        &server,
+        &format!("/secret/{}/status", text_field(&plain, "secret_key")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{looked_up}");
     let (status, revealed) = rest_reveal(&server, &text_field(&plain, "secret_key"), None).await;
     assert_eq!(
         (status, revealed["value"].as_str()),

@@ -8,6 +8,7 @@ use crate::keys::{KEY_LENGTH, generate_key, is_well_formed};
 use crate::policy::{
     MAX_PASSPHRASE_CHARS, MIN_TTL_SECONDS, Policy, given_passphrase, password_length,
 };
+use crate::receipt_fields::SealedReceiptFields;
 use crate::secrets::{decode_record_plaintext, encode_record_plaintext};
 
 fn policy() -> Policy {
@@ -64,5 +65,33 @@ proptest! {
         let _ = decode_record_plaintext(&bytes);
         let keyring = Keyring::new(MasterKey::generate(), None);
         prop_assert!(keyring.open(Purpose::Record, "key", &[0; 32], &bytes).is_err());
+    }
+
+    #[test]
+    fn receipts_round_trip(
+        custid in ".{0,40}",
+        secret_key in prop_oneof![Just(generate_key()), ".{0,40}"],
+        created in any::<i64>(),
+        ttl in any::<i64>(),
+        passphrase_required in any::<bool>(),
+        recipient in proptest::collection::vec(".{0,30}", 0..3),
+    ) {
+        let body = SealedReceiptFields {
+            custid,
+            secret_key,
+            created,
+            ttl,
+            passphrase_required,
+            recipient,
+        };
+        prop_assert_eq!(SealedReceiptFields::decode(&body.encode()).expect("decodes"), body);
+    }
+
+    #[test]
+    fn arbitrary_receipts_are_errors_not_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let _ = SealedReceiptFields::decode(&bytes);
+        let mut binary = bytes;
+        binary.insert(0, 1);
+        let _ = SealedReceiptFields::decode(&binary);
     }
 }

@@ -14,6 +14,7 @@ mod mail;
 mod model;
 mod passphrase;
 mod policy;
+mod receipt_fields;
 mod secrets;
 
 pub use burnbox_e2e as end_to_end;

@@ -9,7 +9,6 @@ use burnbox_store::{
     RecentEntry, SecretId, SecretRecord, SecretStore, Take,
 };
 use futures_util::future::join_all;
-use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::crypto::{Keyring, Purpose, WhichKey};
@@ -20,6 +19,7 @@ use crate::model::{
     RevealInput, Revealed, SecretStatus, ShareInput,
 };
 use crate::policy::{self, Policy};
+use crate::receipt_fields::SealedReceiptFields;
 use crate::{Error, ErrorKind, passphrase};
 
 /// How the handler is set up.
@@ -50,20 +50,6 @@ pub struct Secrets {
 
 /// Version tag of the record plaintext layout: [version][u16 hash length][hash][value].
 const RECORD_V1: u8 = 1;
-
-/// The receipt fields fixed at share time, sealed under the metadata key.
-#[derive(Serialize, Deserialize)]
-struct SealedReceiptFields {
-    custid: String,
-    secret_key: String,
-    created: i64,
-    ttl: i64,
-    passphrase_required: bool,
-    /// The address the link was emailed to, masked: the address itself is never stored.
-    /// Receipts written before there was email delivery have none.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    recipient: Vec<String>,
-}
 
 /// The host (with its port, if any) of a base URL: `https://burnbox.test:8443/x` gives
 /// `burnbox.test:8443`.
@@ -399,10 +385,7 @@ impl Secrets {
                 &record_plain,
             )?,
         };
-        let body_plain = Zeroizing::new(
-            serde_json::to_vec(&body)
-                .map_err(|err| Error::internal(format!("receipt encoding: {err}")))?,
-        );
+        let body_plain = body.encode();
         let sealed_receipt = keyring.seal(
             Purpose::Receipt,
             &metadata_key,
@@ -644,8 +627,7 @@ impl Secrets {
             stored.secret_id.as_bytes(),
             &stored.sealed,
         )?;
-        let body: SealedReceiptFields = serde_json::from_slice(&plain)
-            .map_err(|err| Error::internal(format!("receipt decoding: {err}")))?;
+        let body = SealedReceiptFields::decode(&plain)?;
         let state = match (stored.state, stored.secret_ttl) {
             (StoredState::New, Some(_)) => ReceiptState::New,
             (StoredState::New, None) => ReceiptState::Expired,
@@ -753,16 +735,6 @@ mod tests {
         let bare = decode_record_plaintext(&encode_record_plaintext(None, "v").expect("encode"))
             .expect("decode");
         assert_eq!((bare.passphrase_hash, bare.value.as_str()), (None, "v"));
-    }
-
-    #[test]
-    fn receipts_written_before_email_delivery_have_no_recipient() {
-        let old = br#"{"custid":"anon","secret_key":"k","created":1,"ttl":60,"passphrase_required":false}"#;
-        let body: SealedReceiptFields = serde_json::from_slice(old).expect("an old receipt reads");
-        assert!(body.recipient.is_empty());
-        // And one without a recipient is written as before.
-        let written = serde_json::to_string(&body).expect("encode");
-        assert!(!written.contains("recipient"), "{written}");
     }
 
     #[test]

@@ -5,24 +5,27 @@
 //! - `connection`: the topology, TLS, connecting and reconnecting, and what Redis errors mean;
 //! - `keys`: the key layout (names, hash tags) and the bytes stored under each key;
 //! - `scripts`: the Lua scripts that make each multi-step change atomic, and their invocation;
+//! - `legacy`: the previous key layout, read until the last secret written in it expires;
 //! - here: the store's operations, each one round trip (a command, a pipeline per slot, or a
-//!   script).
+//!   script) on the current layout, and one more on the previous layout when the current one
+//!   has nothing for the id.
 //!
-//! The record and the receipt share a hash tag, so one script burns the record with `GETDEL` and
-//! marks the receipt in a single round trip, inside one Redis Cluster slot. Everything but the
-//! master-key check carries a TTL: the record its own, the receipt and pointer twice that. No
-//! sweeper is needed. After a master-key rotation a customer's recent list is read under the
-//! previous naming key too, until its entries expire; rate-limit windows (one minute) simply
-//! start afresh.
+//! A secret is two keys: its record, and its receipt (found by the receipt id). Taking or
+//! burning a record leaves a tombstone in its place that is the receipt's state, so one script
+//! takes the record and marks the receipt in a single round trip, on one key (one Redis Cluster
+//! slot). Everything but the master-key check carries a TTL: the record its own, the receipt
+//! and the tombstone twice that. No sweeper is needed. After a master-key rotation a customer's
+//! recent list is read under the previous naming key too, until its entries expire; rate-limit
+//! windows (one minute) simply start afresh.
 //!
 //! Never: see a plaintext, a key, a passphrase or a token (records arrive sealed, ids hashed);
 //! decide policy; be depended on by core (only the server, which picks the store, knows it).
 
 mod connection;
 mod keys;
+mod legacy;
 mod scripts;
 
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -37,10 +40,11 @@ pub use connection::RedisTopology;
 
 use connection::{Connection, classify};
 use keys::{
-    KEY_CHECK, SecretKeys, decode_flags, parse_pointer, parse_timestamp, pointer_key,
-    pointer_value, rate_keys, recent_key, record_from_bytes, record_to_bytes, state_from_text,
-    state_to_text, unkeyed_recent_key,
+    KEY_CHECK, RecordSlot, SecretKeys, decode_flags, is_tombstone, parse_receipt_value,
+    parse_record_slot, parse_tombstone, rate_keys, receipt_key, receipt_value, recent_key,
+    record_value, unkeyed_recent_key,
 };
+use legacy::Legacy;
 use scripts::{Scripts, TakeMode, TakeOutcome};
 
 /// How [`RedisStore`] connects.
@@ -64,6 +68,7 @@ pub struct RedisStore {
     connection: Connection,
     naming: NamingKeys,
     scripts: Scripts,
+    legacy: Legacy,
 }
 
 impl RedisStore {
@@ -79,6 +84,7 @@ impl RedisStore {
             connection,
             naming: config.naming.clone(),
             scripts: Scripts::new(),
+            legacy: Legacy::new(),
         })
     }
 
@@ -103,46 +109,54 @@ impl RedisStore {
             .await
             .map_err(classify)
     }
+
+    /// Takes the record of `id` as `mode` allows: in the current layout (one script), else in
+    /// the previous one.
+    async fn take_as(
+        &self,
+        id: &SecretId,
+        mode: TakeMode,
+        at: UnixSeconds,
+    ) -> Result<Option<(TakeOutcome, SecretRecord)>, StoreError> {
+        let taken = self
+            .scripts
+            .take(&self.connection, &SecretKeys::of(id), mode, at)
+            .await?;
+        match taken {
+            Some((outcome, bytes)) => match parse_record_slot(&bytes)? {
+                RecordSlot::Live(record) => Ok(Some((outcome, record))),
+                // The script never returns a tombstone.
+                RecordSlot::Gone(..) => Err(StoreError::Internal(
+                    "the take script returned a tombstone".into(),
+                )),
+            },
+            None => self.legacy.take(&self.connection, id, mode, at).await,
+        }
+    }
 }
 
 #[async_trait]
 impl SecretStore for RedisStore {
     #[tracing::instrument(name = "redis create", skip_all, fields(otel.name = "PIPELINE", otel.kind = "client", db.system = "redis", db.operation.name = "PIPELINE"))]
     async fn create(&self, new: NewSecret) -> Result<(), StoreError> {
-        let keys = SecretKeys::of(&new.secret_id);
-        let receipt = keys.receipt();
-        let receipt_ms = millis(new.receipt_ttl);
-        // One pipeline per slot (a cluster refuses pipelines across slots): the record and its
-        // receipt share one, the pointer and the recent index have their own. They are sent
-        // together on the multiplexed connection, so this is still about one round trip.
-        let mut secret = redis::pipe();
-        secret
-            .cmd("SET")
-            .arg(keys.record())
-            .arg(record_to_bytes(new.record))
+        // The record, the receipt and the recent index each live in their own slot, so three
+        // requests (a cluster refuses pipelines across slots). They are sent together on the
+        // multiplexed connection, so this is still about one round trip.
+        let mut record = redis::cmd("SET");
+        record
+            .arg(SecretKeys::of(&new.secret_id).record())
+            .arg(record_value(
+                new.record,
+                new.receipt_ttl.saturating_sub(new.secret_ttl),
+            ))
             .arg("PX")
-            .arg(millis(new.secret_ttl))
-            .ignore()
-            .hset_multiple(
-                &receipt,
-                &[
-                    ("sealed", new.receipt),
-                    (
-                        "state",
-                        state_to_text(ReceiptState::New).as_bytes().to_vec(),
-                    ),
-                    ("updated", new.created.to_string().into_bytes()),
-                ],
-            )
-            .ignore()
-            .pexpire(&receipt, receipt_ms as i64)
-            .ignore();
-        let mut pointer = redis::cmd("SET");
-        pointer
-            .arg(pointer_key(&new.receipt_id))
-            .arg(pointer_value(&new.secret_id))
+            .arg(millis(new.secret_ttl));
+        let mut receipt = redis::cmd("SET");
+        receipt
+            .arg(receipt_key(&new.receipt_id))
+            .arg(receipt_value(&new.secret_id, new.created, &new.receipt))
             .arg("PX")
-            .arg(receipt_ms);
+            .arg(millis(new.receipt_ttl));
         let mut index = redis::pipe();
         if let Some(recent) = new.recent {
             let key = recent_key(&self.naming.current, &recent.owner);
@@ -159,14 +173,14 @@ impl SecretStore for RedisStore {
                 .pexpire(&key, millis(recent.retain) as i64)
                 .ignore();
         }
-        let (mut for_secret, mut for_pointer, mut for_index) = (
+        let (mut for_record, mut for_receipt, mut for_index) = (
             self.connection.clone(),
             self.connection.clone(),
             self.connection.clone(),
         );
         tokio::try_join!(
-            secret.exec_async(&mut for_secret),
-            pointer.exec_async(&mut for_pointer),
+            record.exec_async(&mut for_record),
+            receipt.exec_async(&mut for_receipt),
             async {
                 if index.is_empty() {
                     Ok(())
@@ -181,19 +195,10 @@ impl SecretStore for RedisStore {
 
     #[tracing::instrument(name = "redis take_unprotected", skip_all, fields(otel.name = "EVALSHA", otel.kind = "client", db.system = "redis", db.operation.name = "EVALSHA"))]
     async fn take_unprotected(&self, id: &SecretId, at: UnixSeconds) -> Result<Take, StoreError> {
-        let taken = self
-            .scripts
-            .take(
-                &self.connection,
-                &SecretKeys::of(id),
-                TakeMode::Unprotected,
-                at,
-            )
-            .await?;
-        Ok(match taken {
+        Ok(match self.take_as(id, TakeMode::Unprotected, at).await? {
             None => Take::Missing,
-            Some((TakeOutcome::Taken, bytes)) => Take::Taken(record_from_bytes(bytes)?),
-            Some((TakeOutcome::Protected, bytes)) => Take::Protected(record_from_bytes(bytes)?),
+            Some((TakeOutcome::Taken, record)) => Take::Taken(record),
+            Some((TakeOutcome::Protected, record)) => Take::Protected(record),
         })
     }
 
@@ -203,11 +208,10 @@ impl SecretStore for RedisStore {
         id: &SecretId,
         at: UnixSeconds,
     ) -> Result<Option<SecretRecord>, StoreError> {
-        self.scripts
-            .take(&self.connection, &SecretKeys::of(id), TakeMode::Any, at)
+        Ok(self
+            .take_as(id, TakeMode::Any, at)
             .await?
-            .map(|(_, bytes)| record_from_bytes(bytes))
-            .transpose()
+            .map(|(_, record)| record))
     }
 
     #[tracing::instrument(name = "redis peek", skip_all, fields(otel.name = "GET", otel.kind = "client", db.system = "redis", db.operation.name = "GET"))]
@@ -217,37 +221,40 @@ impl SecretStore for RedisStore {
             .get(SecretKeys::of(id).record())
             .await
             .map_err(classify)?;
-        bytes.map(record_from_bytes).transpose()
+        match bytes.as_deref().map(parse_record_slot).transpose()? {
+            Some(RecordSlot::Live(record)) => Ok(Some(record)),
+            Some(RecordSlot::Gone(..)) => Ok(None),
+            None => self.legacy.peek(&self.connection, id).await,
+        }
     }
 
-    #[tracing::instrument(name = "redis inspect", skip_all, fields(otel.name = "PIPELINE", otel.kind = "client", db.system = "redis", db.operation.name = "PIPELINE"))]
+    #[tracing::instrument(name = "redis inspect", skip_all, fields(otel.name = "EVALSHA", otel.kind = "client", db.system = "redis", db.operation.name = "EVALSHA"))]
     async fn inspect(&self, id: &SecretId) -> Result<Option<RecordStatus>, StoreError> {
-        let mut connection = self.connection.clone();
-        let record = SecretKeys::of(id).record();
-        // The flag byte alone: the sealed value never leaves Redis for a look-up. The two
-        // commands may straddle a take; either one seeing the record gone means it is gone.
-        let (flag, pttl): (Vec<u8>, i64) = redis::pipe()
-            .getrange(&record, 0, 0)
-            .pttl(&record)
-            .query_async(&mut connection)
-            .await
-            .map_err(classify)?;
-        let (Some(&flags), Some(ttl)) = (flag.first(), remaining(pttl)) else {
-            return Ok(None);
-        };
-        let (protected, end_to_end) = decode_flags(flags)?;
-        Ok(Some(RecordStatus {
-            protected,
-            end_to_end,
-            ttl,
-        }))
+        let (head, pttl) = self
+            .scripts
+            .record_state(&self.connection, SecretKeys::of(id).record())
+            .await?;
+        match head.first() {
+            None => {
+                self.legacy
+                    .inspect(&self.connection, &self.scripts, id)
+                    .await
+            }
+            Some(&first) if is_tombstone(first) => Ok(None),
+            Some(&flags) => record_status(flags, pttl),
+        }
     }
 
     #[tracing::instrument(name = "redis burn", skip_all, fields(otel.name = "EVALSHA", otel.kind = "client", db.system = "redis", db.operation.name = "EVALSHA"))]
     async fn burn(&self, id: &SecretId, at: UnixSeconds) -> Result<bool, StoreError> {
-        self.scripts
+        if self
+            .scripts
             .burn(&self.connection, &SecretKeys::of(id), at)
-            .await
+            .await?
+        {
+            return Ok(true);
+        }
+        self.legacy.burn(&self.connection, id, at).await
     }
 
     #[tracing::instrument(name = "redis fail_attempt", skip_all, fields(otel.name = "EVALSHA", otel.kind = "client", db.system = "redis", db.operation.name = "EVALSHA"))]
@@ -257,10 +264,16 @@ impl SecretStore for RedisStore {
         max_attempts: u32,
         at: UnixSeconds,
     ) -> Result<FailedAttempt, StoreError> {
-        let left = self
+        let mut left = self
             .scripts
             .fail_attempt(&self.connection, &SecretKeys::of(id), max_attempts, at)
             .await?;
+        if left < 0 {
+            left = self
+                .legacy
+                .fail_attempt(&self.connection, id, max_attempts, at)
+                .await?;
+        }
         Ok(match u32::try_from(left) {
             Err(_) => FailedAttempt::Missing,
             Ok(0) => FailedAttempt::Burned,
@@ -298,44 +311,61 @@ impl SecretStore for RedisStore {
         Ok(entries.into_iter().map(|(entry, _)| entry).collect())
     }
 
-    #[tracing::instrument(name = "redis receipt", skip_all, fields(otel.name = "GET", otel.kind = "client", db.system = "redis", db.operation.name = "GET"))]
+    #[tracing::instrument(name = "redis receipt", skip_all, fields(otel.name = "PIPELINE", otel.kind = "client", db.system = "redis", db.operation.name = "PIPELINE"))]
     async fn receipt(&self, id: &ReceiptId) -> Result<Option<StoredReceipt>, StoreError> {
         let mut connection = self.connection.clone();
-        let pointer: Option<String> = connection.get(pointer_key(id)).await.map_err(classify)?;
-        let Some(secret_id) = pointer.as_deref().and_then(parse_pointer) else {
+        let name = receipt_key(id);
+        let (value, receipt_pttl): (Option<Vec<u8>>, i64) = redis::pipe()
+            .get(&name)
+            .pttl(&name)
+            .query_async(&mut connection)
+            .await
+            .map_err(classify)?;
+        let Some(value) = value else {
+            return self.legacy.receipt(&self.connection, id).await;
+        };
+        let Some(receipt_ttl) = remaining(receipt_pttl) else {
+            // Expired between the two commands.
             return Ok(None);
         };
-        let keys = SecretKeys::of(&secret_id);
-        let receipt = keys.receipt();
-        let (fields, receipt_pttl, record_pttl): (HashMap<String, Vec<u8>>, i64, i64) =
-            redis::pipe()
-                .hgetall(&receipt)
-                .pttl(&receipt)
-                .pttl(keys.record())
-                .query_async(&mut connection)
-                .await
-                .map_err(classify)?;
-        let (Some(receipt_ttl), Some(sealed), Some(state)) = (
-            remaining(receipt_pttl),
-            fields.get("sealed"),
-            fields.get("state"),
-        ) else {
-            return Ok(None);
-        };
-        let state = std::str::from_utf8(state)
-            .ok()
-            .and_then(state_from_text)
-            .ok_or_else(|| StoreError::Internal("malformed receipt state".into()))?;
-        Ok(Some(StoredReceipt {
-            secret_id,
-            sealed: sealed.clone(),
-            state,
-            updated: parse_timestamp(&fields, "updated")?.unwrap_or_default(),
-            received: parse_timestamp(&fields, "received")?,
-            burned: parse_timestamp(&fields, "burned")?,
+        let receipt = parse_receipt_value(&value)?;
+        let (head, record_pttl) = self
+            .scripts
+            .record_state(
+                &self.connection,
+                SecretKeys::of(&receipt.secret_id).record(),
+            )
+            .await?;
+        let mut stored = StoredReceipt {
+            secret_id: receipt.secret_id,
+            sealed: receipt.sealed,
+            state: ReceiptState::New,
+            updated: receipt.created,
+            received: None,
+            burned: None,
             receipt_ttl,
-            secret_ttl: remaining(record_pttl),
-        }))
+            secret_ttl: None,
+        };
+        match head.first() {
+            // Gone unread: expired.
+            None => {}
+            Some(&first) if is_tombstone(first) => {
+                let (state, at) = parse_tombstone(&head)
+                    .ok_or_else(|| StoreError::Internal("malformed tombstone".into()))?;
+                stored.state = state;
+                stored.updated = at;
+                match state {
+                    ReceiptState::Received => stored.received = Some(at),
+                    ReceiptState::Burned => stored.burned = Some(at),
+                    ReceiptState::New => {}
+                }
+            }
+            Some(&flags) => {
+                decode_flags(flags)?;
+                stored.secret_ttl = remaining(record_pttl);
+            }
+        }
+        Ok(Some(stored))
     }
 
     #[tracing::instrument(name = "redis ping", skip_all, fields(otel.name = "PING", otel.kind = "client", db.system = "redis", db.operation.name = "PING"))]
@@ -403,6 +433,19 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis())
         .unwrap_or(u64::MAX)
         .max(1)
+}
+
+/// What a status look-up reports of a live record with `flags` and `pttl` left (either layout).
+fn record_status(flags: u8, pttl: i64) -> Result<Option<RecordStatus>, StoreError> {
+    let Some(ttl) = remaining(pttl) else {
+        return Ok(None);
+    };
+    let (protected, end_to_end) = decode_flags(flags)?;
+    Ok(Some(RecordStatus {
+        protected,
+        end_to_end,
+        ttl,
+    }))
 }
 
 /// PTTL's answer as a duration: negative answers mean "no such key" (-2) or "no expiry" (-1).

@@ -1,6 +1,7 @@
 //! The Lua scripts that make each multi-step change one atomic step in Redis, and their
-//! invocation: the take (the reveal's one round trip), the burn, the failed-attempt count and the
-//! sliding-window rate limit.
+//! invocation: the take (the reveal's one round trip), the burn, the failed-attempt count, the
+//! record's state as its receipt sees it, and the sliding-window rate limit. The scripts of the
+//! previous key layout are `legacy`'s.
 //!
 //! Never: name a key (the caller passes names from `keys`), or touch keys of more than one hash
 //! tag in one script (a Redis Cluster refuses a script across slots).
@@ -14,56 +15,98 @@ use crate::connection::{Connection, classify};
 use crate::keys::SecretKeys;
 use crate::{millis, now_micros};
 
-/// Takes a record atomically and marks its receipt received.
+/// The Lua every record script starts with: its flags, and `bury`, which turns the live record
+/// in KEYS[1] into the tombstone of `state` (`R` received, `B` burned, as `keys` reads them) at
+/// `at`, kept as long as the receipt (the record's TTL plus the seconds the record says the
+/// receipt outlives it); `live`, whether a record key's value is a record, not a tombstone.
 ///
-/// KEYS[1] record, KEYS[2] receipt; ARGV[1] "unprotected" to leave protected records in place
-/// (returned untouched) or "any"; ARGV[2] the time of the take (Unix seconds).
-/// Returns nil when there is no record, else {"taken" | "protected", record}.
-pub(crate) const TAKE_SCRIPT: &str = r#"
-if ARGV[1] == 'unprotected' then
-  local peeked = redis.call('GET', KEYS[1])
-  if not peeked then return false end
-  if string.byte(peeked, 1) % 2 == 1 then return {'protected', peeked} end
+/// `allow-oom`: a Redis at `maxmemory` (policy `noeviction`) refuses a script's first write that
+/// may grow memory. The tombstone replaces a larger record, so taking and burning free memory; a
+/// full store must still reveal (and so drain), and count failed passphrases (else filling Redis
+/// would open unlimited guessing; the counter is a few bytes).
+macro_rules! record_script {
+    ($body:literal) => {
+        concat!(
+            "#!lua flags=allow-oom\n",
+            r#"
+local function live(value)
+  local first = string.byte(value, 1)
+  return first ~= 82 and first ~= 66
 end
-local record = redis.call('GETDEL', KEYS[1])
-if not record then return false end
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  redis.call('HSET', KEYS[2], 'state', 'received', 'received', ARGV[2], 'updated', ARGV[2])
+local function bury(record, state, at)
+  local a, b, c, d = string.byte(record, 2, 5)
+  local outlives = ((a * 256 + b) * 256 + c) * 256 + d
+  local ttl = redis.call('PTTL', KEYS[1])
+  redis.call('SET', KEYS[1], state .. at, 'PX', math.max(ttl, 1) + outlives * 1000)
 end
-return {'taken', record}
-"#;
+"#,
+            $body
+        )
+    };
+}
 
-/// Burns a record unread and marks its receipt burned.
+/// Takes a record atomically, leaving the tombstone that marks its receipt received.
 ///
-/// KEYS[1] record, KEYS[2] receipt; ARGV[1] the time of the burn. Returns 1 if burned, else 0.
-pub(crate) const BURN_SCRIPT: &str = r#"
-if redis.call('DEL', KEYS[1]) == 0 then return 0 end
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  redis.call('HSET', KEYS[2], 'state', 'burned', 'burned', ARGV[1], 'updated', ARGV[1])
+/// KEYS[1] record; ARGV[1] "unprotected" to leave protected records in place (returned
+/// untouched) or "any"; ARGV[2] the time of the take (Unix seconds).
+/// Returns nil when there is no record, else {"taken" | "protected", record}.
+pub(crate) const TAKE_SCRIPT: &str = record_script!(
+    r#"
+local record = redis.call('GET', KEYS[1])
+if not record or not live(record) then return false end
+if ARGV[1] == 'unprotected' and string.byte(record, 1) % 2 == 1 then
+  return {'protected', record}
 end
+bury(record, 'R', ARGV[2])
+return {'taken', record}
+"#
+);
+
+/// Burns a record unread, leaving the tombstone that marks its receipt burned.
+///
+/// KEYS[1] record; ARGV[1] the time of the burn. Returns 1 if burned, else 0.
+pub(crate) const BURN_SCRIPT: &str = record_script!(
+    r#"
+local record = redis.call('GET', KEYS[1])
+if not record or not live(record) then return 0 end
+bury(record, 'B', ARGV[1])
 return 1
-"#;
+"#
+);
 
 /// Counts a failed passphrase attempt; burns the secret at the limit.
 ///
-/// KEYS[1] record, KEYS[2] receipt, KEYS[3] failure count; ARGV[1] max failures, ARGV[2] now.
+/// KEYS[1] record, KEYS[2] failure count; ARGV[1] max failures, ARGV[2] now.
 /// Returns -1 if the record is gone, 0 if this failure burned it, else the failures left.
-///
-/// `allow-oom`: a Redis at `maxmemory` (policy `noeviction`) refuses the `INCR` of a script
-/// without it; the failure would go uncounted, and filling Redis would open unlimited guessing.
-/// The counter is a few bytes.
-pub(crate) const FAIL_ATTEMPT_SCRIPT: &str = r#"#!lua flags=allow-oom
+pub(crate) const FAIL_ATTEMPT_SCRIPT: &str = record_script!(
+    r#"
+local record = redis.call('GET', KEYS[1])
+if not record or not live(record) then return -1 end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl <= 0 then return -1 end
-local failures = redis.call('INCR', KEYS[3])
-redis.call('PEXPIRE', KEYS[3], ttl)
+local failures = redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ttl)
 local max = tonumber(ARGV[1])
 if failures < max then return max - failures end
-redis.call('DEL', KEYS[1], KEYS[3])
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  redis.call('HSET', KEYS[2], 'state', 'burned', 'burned', ARGV[2], 'updated', ARGV[2])
-end
+bury(record, 'B', ARGV[2])
+redis.call('DEL', KEYS[2])
 return 0
+"#
+);
+
+/// What a receipt or a status look-up needs of a record: the record key's first byte and TTL
+/// while the record is live (never its sealed bytes), its tombstone once taken or burned.
+///
+/// KEYS[1] record. Returns {"", -2} when the key is gone, {tombstone, ttl} or {flag byte, ttl}.
+/// A script so that the two reads see one state, the sealed bytes stay in Redis, and only
+/// commands the documented ACL grants are used (`GETRANGE` is not among them).
+pub(crate) const RECORD_STATE_SCRIPT: &str = r#"#!lua flags=no-writes
+local value = redis.call('GET', KEYS[1])
+if not value then return {'', -2} end
+local ttl = redis.call('PTTL', KEYS[1])
+local first = string.byte(value, 1)
+if first == 82 or first == 66 then return {value, ttl} end
+return {string.sub(value, 1, 1), ttl}
 "#;
 
 /// A sliding-window rate limit on Redis's clock, so every replica counts alike, counting a lease
@@ -128,6 +171,32 @@ pub(crate) enum TakeOutcome {
     Protected,
 }
 
+/// Reads the take script's answer (the legacy one answers alike).
+pub(crate) fn read_taken(taken: Option<(String, Vec<u8>)>) -> Result<Taken, StoreError> {
+    taken
+        .map(|(kind, bytes)| {
+            let outcome = match kind.as_str() {
+                "taken" => TakeOutcome::Taken,
+                "protected" => TakeOutcome::Protected,
+                other => {
+                    return Err(StoreError::Internal(format!(
+                        "unexpected take result {other:?}"
+                    )));
+                }
+            };
+            Ok((outcome, bytes))
+        })
+        .transpose()
+}
+
+/// The take script's first argument for `mode` (the legacy one reads it alike).
+pub(crate) fn mode_arg(mode: TakeMode) -> &'static str {
+    match mode {
+        TakeMode::Unprotected => "unprotected",
+        TakeMode::Any => "any",
+    }
+}
+
 /// The scripts, each loaded once per Redis (by SHA, falling back to the source when a Redis
 /// does not know it yet).
 #[derive(Clone)]
@@ -135,6 +204,7 @@ pub(crate) struct Scripts {
     take: Script,
     burn: Script,
     fail_attempt: Script,
+    record_state: Script,
     rate_limit: Script,
 }
 
@@ -144,6 +214,7 @@ impl Scripts {
             take: Script::new(TAKE_SCRIPT),
             burn: Script::new(BURN_SCRIPT),
             fail_attempt: Script::new(FAIL_ATTEMPT_SCRIPT),
+            record_state: Script::new(RECORD_STATE_SCRIPT),
             rate_limit: Script::new(RATE_LIMIT_SCRIPT),
         }
     }
@@ -157,33 +228,15 @@ impl Scripts {
         at: UnixSeconds,
     ) -> Result<Taken, StoreError> {
         let mut connection = connection.clone();
-        let mode = match mode {
-            TakeMode::Unprotected => "unprotected",
-            TakeMode::Any => "any",
-        };
         let taken: Option<(String, Vec<u8>)> = self
             .take
             .key(keys.record())
-            .key(keys.receipt())
-            .arg(mode)
+            .arg(mode_arg(mode))
             .arg(at)
             .invoke_async(&mut connection)
             .await
             .map_err(classify)?;
-        taken
-            .map(|(kind, bytes)| {
-                let outcome = match kind.as_str() {
-                    "taken" => TakeOutcome::Taken,
-                    "protected" => TakeOutcome::Protected,
-                    other => {
-                        return Err(StoreError::Internal(format!(
-                            "unexpected take result {other:?}"
-                        )));
-                    }
-                };
-                Ok((outcome, bytes))
-            })
-            .transpose()
+        read_taken(taken)
     }
 
     /// Burns the record of `keys` at `at`; `true` if there was one to burn.
@@ -197,7 +250,6 @@ impl Scripts {
         let burned: i64 = self
             .burn
             .key(keys.record())
-            .key(keys.receipt())
             .arg(at)
             .invoke_async(&mut connection)
             .await
@@ -217,10 +269,25 @@ impl Scripts {
         let mut connection = connection.clone();
         self.fail_attempt
             .key(keys.record())
-            .key(keys.receipt())
             .key(keys.failures())
             .arg(max_attempts)
             .arg(at)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(classify)
+    }
+
+    /// What the record key named `record` holds (of either layout: a record of each starts
+    /// with its flag byte): its first byte and TTL while live, its tombstone once taken or
+    /// burned, nothing (and -2) when gone.
+    pub(crate) async fn record_state(
+        &self,
+        connection: &Connection,
+        record: &str,
+    ) -> Result<(Vec<u8>, i64), StoreError> {
+        let mut connection = connection.clone();
+        self.record_state
+            .key(record)
             .invoke_async(&mut connection)
             .await
             .map_err(classify)
@@ -266,17 +333,39 @@ mod tests {
     use burnbox_store::ReceiptState;
 
     use super::*;
-    use crate::keys::state_to_text;
+    use crate::keys::tombstone_letter;
 
     #[test]
-    fn scripts_write_the_receipt_states_keys_reads() {
+    fn scripts_write_the_tombstones_keys_reads() {
         for (script, state) in [
             (TAKE_SCRIPT, ReceiptState::Received),
             (BURN_SCRIPT, ReceiptState::Burned),
             (FAIL_ATTEMPT_SCRIPT, ReceiptState::Burned),
         ] {
-            let written = format!("'state', '{}'", state_to_text(state));
+            let letter = tombstone_letter(state).expect("a tombstone state");
+            let written = format!("bury(record, '{letter}'");
             assert!(script.contains(&written), "{written} not in {script}");
         }
+        // And tell them from records by the same letters' codes.
+        for letter in ['R', 'B'] {
+            let code = format!("~= {}", u32::from(letter));
+            assert!(TAKE_SCRIPT.contains(&code), "{code}");
+            let code = format!("== {}", u32::from(letter));
+            assert!(RECORD_STATE_SCRIPT.contains(&code), "{code}");
+        }
+    }
+
+    #[test]
+    fn take_answers_read_back() {
+        assert_eq!(read_taken(None).expect("none"), None);
+        assert_eq!(
+            read_taken(Some(("taken".into(), vec![1]))).expect("taken"),
+            Some((TakeOutcome::Taken, vec![1]))
+        );
+        assert_eq!(
+            read_taken(Some(("protected".into(), vec![1]))).expect("protected"),
+            Some((TakeOutcome::Protected, vec![1]))
+        );
+        assert!(read_taken(Some(("other".into(), Vec::new()))).is_err());
     }
 }
