@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod observe;
 pub mod operations;
 pub mod pages;
+pub mod request_scope;
 pub mod rest;
 pub mod telemetry;
 pub mod wire_error;
