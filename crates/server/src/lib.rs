@@ -11,6 +11,7 @@ pub mod config;
 pub mod gate;
 pub mod grpc;
 pub mod listener;
+pub mod logs;
 pub mod mail;
 pub mod metered_store;
 pub mod metrics;
