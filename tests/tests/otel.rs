@@ -91,6 +91,7 @@ async fn spans_join_the_callers_trace_with_semantic_attributes() {
     let telemetry = telemetry::init(&TelemetryConfig {
         log_filter: "warn".into(),
         json_logs: false,
+        log_flush_interval: std::time::Duration::from_millis(5),
         otlp_endpoint: Some(format!("http://{collector_addr}")),
         otlp_protocol: OtlpProtocol::Grpc,
         service_name: "burnbox-test".into(),

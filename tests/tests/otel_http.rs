@@ -50,6 +50,7 @@ async fn spans_reach_an_otlp_http_collector() {
     let telemetry = telemetry::init(&TelemetryConfig {
         log_filter: "warn".into(),
         json_logs: false,
+        log_flush_interval: std::time::Duration::from_millis(5),
         otlp_endpoint: Some(format!("http://{collector_addr}")),
         otlp_protocol: OtlpProtocol::HttpProtobuf,
         service_name: "burnbox-test".into(),

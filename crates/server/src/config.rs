@@ -208,6 +208,11 @@ pub struct Config {
     #[arg(long, env = "BURNBOX_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// The longest an info or debug log line waits before it is written, in milliseconds: lines
+    /// are written in batches, warnings and errors at once, everything pending at exit.
+    #[arg(long, env = "BURNBOX_LOG_FLUSH_MS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub log_flush_ms: u64,
+
     /// How long in-flight requests may take to finish after SIGTERM, in seconds.
     #[arg(long, env = "BURNBOX_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
@@ -387,6 +392,7 @@ impl Config {
         crate::telemetry::TelemetryConfig {
             log_filter: self.log.clone(),
             json_logs: self.log_format.is_json(),
+            log_flush_interval: Duration::from_millis(self.log_flush_ms),
             otlp_endpoint: self
                 .otel_exporter_otlp_endpoint
                 .clone()

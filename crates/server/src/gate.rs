@@ -127,6 +127,8 @@ impl Gate {
     /// against the caller's limit for the operation's class (both from [`Operation::row`]). Refused and failed authentication
     /// count against the client address, so guessing tokens is rate limited too.
     pub async fn admit(&self, origin: &Origin, operation: Operation) -> Result<Caller, Error> {
+        // Every operation passes here first: from now on the request's log lines name it.
+        crate::request_scope::name_operation(operation.name());
         let authenticated = match self.auth.identify(origin.authorization.as_deref()) {
             Ok(Some(customer)) => Ok(customer),
             Ok(None) => self

@@ -28,7 +28,9 @@ pub fn render_protocol_refusal(
     max_message_bytes: usize,
 ) -> http::Response<tonic::body::Body> {
     // A success carries no grpc-status in its headers (it comes in the trailers).
-    if !response.headers().contains_key("grpc-status") || crate::observe::error_type_recorded() {
+    if !response.headers().contains_key("grpc-status")
+        || crate::request_scope::error_type_recorded()
+    {
         return response;
     }
     let Some(refusal) = tonic::Status::from_header_map(response.headers()) else {

@@ -62,6 +62,8 @@ async fn main() -> ExitCode {
         admin = %app.admin_addr(),
         "burnbox listening"
     );
+    // Whoever waits for the server to listen reads it now, not a flush interval later.
+    telemetry.flush_logs();
     let code = match app.run(shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

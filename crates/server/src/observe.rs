@@ -5,7 +5,6 @@
 //! parent of the core operation and Redis spans beneath it. Metrics and spans name the operation
 //! by its one name from [`crate::operations`] (`burnbox.operation`), whatever the transport.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -23,31 +22,8 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::metrics::Metrics;
 use crate::operations::{GRPC_SERVICE, Operation};
+use crate::request_scope;
 use crate::telemetry;
-
-/// What the middleware and the code beneath share about the request being served.
-struct RequestScope {
-    trace_id: String,
-    /// The error type of the answer, set where errors meet the wire table.
-    error_type: Cell<Option<&'static str>>,
-}
-
-tokio::task_local! {
-    static REQUEST: RequestScope;
-}
-
-/// Notes the error type of the current request's answer (for its metrics sample). Outside a
-/// request it does nothing.
-pub fn record_error_type(error_type: &'static str) {
-    let _ = REQUEST.try_with(|request| request.error_type.set(Some(error_type)));
-}
-
-/// Whether the current request's answer is an error already reported through the error table.
-pub fn error_type_recorded() -> bool {
-    REQUEST
-        .try_with(|request| request.error_type.get().is_some())
-        .unwrap_or(false)
-}
 
 /// The trace id of the request being served, if there is one: its exported span's when spans
 /// go to OpenTelemetry, else the one kept in the request scope.
@@ -55,25 +31,8 @@ pub fn current_trace_id() -> Option<String> {
     if telemetry::is_exporting() {
         telemetry::trace_id_of(&tracing::Span::current())
     } else {
-        REQUEST.try_with(|request| request.trace_id.clone()).ok()
+        request_scope::trace_id()
     }
-}
-
-/// Runs `serve` in a request scope; returns its result and the recorded error type.
-async fn in_request_scope<T>(
-    trace_id: String,
-    serve: impl Future<Output = T>,
-) -> (T, Option<&'static str>) {
-    let scope = RequestScope {
-        trace_id,
-        error_type: Cell::new(None),
-    };
-    REQUEST
-        .scope(scope, async move {
-            let result = serve.await;
-            (result, REQUEST.with(|request| request.error_type.get()))
-        })
-        .await
 }
 
 /// The label and span name of a request that matched no operation: whatever path or method a
@@ -216,7 +175,7 @@ impl<E: Endpoint> Endpoint for ObserveRest<E> {
         let exemplar_trace = trace_id.clone();
         let started = Instant::now();
         let (result, error_type) =
-            in_request_scope(trace_id, self.inner.call(request).instrument(span.clone())).await;
+            request_scope::run(trace_id, self.inner.call(request).instrument(span.clone())).await;
         let response = result.map_or_else(poem::Error::into_response, IntoResponse::into_response);
 
         let status = response.status();
@@ -355,7 +314,7 @@ where
             let started = Instant::now();
             let exemplar_trace = trace_id.clone();
             let (result, error_type) =
-                in_request_scope(trace_id, inner.call(request).instrument(span.clone())).await;
+                request_scope::run(trace_id, inner.call(request).instrument(span.clone())).await;
             if let Ok(response) = &result {
                 // Errors travel "trailers-only", in the headers; a success has no status there.
                 let code = response

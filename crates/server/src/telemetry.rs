@@ -1,10 +1,11 @@
-//! Logs, traces and OTLP metrics. Logs go to stdout (text or JSON), filtered by `BURNBOX_LOG`.
-//! Traces go to OpenTelemetry: every request gets a server span that joins the caller's trace
-//! (W3C `traceparent`/`tracestate` from HTTP headers or gRPC metadata), and are exported over OTLP
-//! (gRPC or HTTP/protobuf) when an endpoint is configured. Trace ids exist even without export:
-//! they are the `error_id` of every error and appear in every log line of a request. With
-//! `OTEL_METRICS_EXPORTER=otlp` the metrics of `/metrics` are also pushed over OTLP, periodically,
-//! by an OpenTelemetry meter provider installed as the global one.
+//! Logs, traces and OTLP metrics. Logs go to stdout (text or JSON), filtered by `BURNBOX_LOG`,
+//! as [`crate::logs`] writes them. Traces go to OpenTelemetry: every request gets a server span
+//! that joins the caller's trace (W3C `traceparent`/`tracestate` from HTTP headers or gRPC
+//! metadata), and are exported over OTLP (gRPC or HTTP/protobuf) when an endpoint is configured.
+//! Trace ids exist even without export: they are the `error_id` of every error and appear in
+//! every log line of a request. With `OTEL_METRICS_EXPORTER=otlp` the metrics of `/metrics` are
+//! also pushed over OTLP, periodically, by an OpenTelemetry meter provider installed as the
+//! global one.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -21,6 +22,8 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::logs::LogWriter;
 
 /// How OTLP export speaks.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,6 +121,8 @@ pub struct TelemetryConfig {
     pub log_filter: String,
     /// JSON log lines instead of text.
     pub json_logs: bool,
+    /// The longest an info line waits to be written (batched with others).
+    pub log_flush_interval: Duration,
     /// Where to export spans; `None`: no export (trace ids are still made).
     pub otlp_endpoint: Option<String>,
     /// How to export them.
@@ -132,15 +137,27 @@ pub struct TelemetryConfig {
     pub metrics: Option<MetricsExport>,
 }
 
-/// The running telemetry; flush it before the process exits.
+/// The running telemetry; shut it down before the process exits. Dropping it (also on a
+/// failing exit) still writes every pending log line.
 pub struct Telemetry {
     provider: SdkTracerProvider,
     meters: Option<SdkMeterProvider>,
+    /// `None` where an earlier [`init`] installed the process's logging.
+    logs: Option<LogWriter>,
 }
 
 impl Telemetry {
-    /// Exports every finished span, and the metrics when they are pushed, now.
+    /// Writes every log line logged so far, now.
+    pub fn flush_logs(&self) {
+        if let Some(logs) = &self.logs {
+            logs.flush();
+        }
+    }
+
+    /// Exports every finished span, and the metrics when they are pushed, now; writes every
+    /// pending log line.
     pub fn flush(&self) {
+        self.flush_logs();
         if let Err(err) = self.provider.force_flush() {
             tracing::warn!(%err, "flushing spans failed");
         }
@@ -151,7 +168,8 @@ impl Telemetry {
         }
     }
 
-    /// Flushes and stops the exporters.
+    /// Flushes and stops the exporters, then writes every pending log line (later lines are
+    /// written as they come).
     pub fn shutdown(self) {
         if let Err(err) = self.provider.shutdown_with_timeout(Duration::from_secs(5)) {
             eprintln!("burnbox: flushing spans at shutdown failed: {err}");
@@ -161,6 +179,9 @@ impl Telemetry {
             && let Err(err) = meters.shutdown_with_timeout(Duration::from_secs(5))
         {
             eprintln!("burnbox: exporting metrics at shutdown failed: {err}");
+        }
+        if let Some(logs) = self.logs {
+            logs.close();
         }
     }
 }
@@ -260,21 +281,11 @@ pub fn init(config: &TelemetryConfig) -> Result<Telemetry, String> {
 
     let log_filter =
         EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colour only for people: log collectors get plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let logs = if config.json_logs {
-        tracing_subscriber::fmt::layer()
-            .json()
-            .with_current_span(true)
-            .with_span_list(true)
-            .with_filter(log_filter)
-            .boxed()
-    } else {
-        tracing_subscriber::fmt::layer()
-            .with_ansi(ansi)
-            .with_filter(log_filter)
-            .boxed()
-    };
+    let log_writer = LogWriter::new(
+        std::io::stdout(),
+        config.json_logs,
+        config.log_flush_interval,
+    );
     // Spans are burnbox's own (requests, core operations, Redis commands), whatever the log level.
     let traced = Targets::new()
         .with_target("burnbox", tracing::Level::INFO)
@@ -289,15 +300,27 @@ pub fn init(config: &TelemetryConfig) -> Result<Telemetry, String> {
             .with_tracer(tracer)
             .with_filter(traced)
     });
-    if tracing_subscriber::registry()
-        .with(logs)
-        .with(traces)
-        .try_init()
-        .is_ok()
-    {
-        EXPORTING.store(config.otlp_endpoint.is_some(), Ordering::Relaxed);
+    // Not an `Option` layer: an absent one would ask for every span, and the log lines want none.
+    let installed = match traces {
+        Some(traces) => tracing_subscriber::registry()
+            .with(log_writer.layer(log_filter))
+            .with(traces)
+            .try_init(),
+        None => tracing_subscriber::registry()
+            .with(log_writer.layer(log_filter))
+            .try_init(),
     }
-    Ok(Telemetry { provider, meters })
+    .is_ok();
+    let logs = installed.then(|| {
+        EXPORTING.store(config.otlp_endpoint.is_some(), Ordering::Relaxed);
+        log_writer.start();
+        log_writer
+    });
+    Ok(Telemetry {
+        provider,
+        meters,
+        logs,
+    })
 }
 
 /// Reads W3C trace context from HTTP headers (gRPC metadata travels as HTTP/2 headers too).
@@ -326,7 +349,7 @@ pub fn is_exporting_metrics() -> bool {
 
 /// The trace a request belongs to: the caller's (W3C `traceparent` in `headers`), else a new
 /// one. When spans are exported, `span` becomes a child of the caller's span. The trace id is
-/// recorded in the span's `trace_id` field, so every log line of the request carries it.
+/// recorded in the span's `trace_id` field; log lines take it from the request scope.
 pub fn join_or_start_trace(span: &tracing::Span, headers: &http::HeaderMap) -> String {
     let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
     let caller = parent.span().span_context().clone();

@@ -58,7 +58,7 @@ pub fn new_error_id() -> String {
 /// the request's metrics sample. Both transports render errors through here.
 pub fn report_error(transport: &'static str, err: &Error, error_id: &str) {
     let error = wire_error(err.kind()).error;
-    crate::observe::record_error_type(error);
+    crate::request_scope::record_error_type(error);
     match err.kind() {
         ErrorKind::Internal => {
             tracing::error!(

@@ -27,17 +27,17 @@ fn assert_config_error(command: &mut Command, setting: &str) {
     assert!(lines[0].contains(setting), "names {setting}: {stderr}");
 }
 
-/// A `burnbox` started with JSON logs: the process, the log lines not read yet, and the REST
-/// address it logged when it began listening.
+/// A `burnbox` started with logs in `format`: the process, the log lines not read yet, and the
+/// REST address it logged when it began listening.
 struct Running {
     child: std::process::Child,
     lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
     http: String,
 }
 
-fn start_with_json_logs(command: &mut Command) -> Running {
+fn start_logging(command: &mut Command, format: &str) -> Running {
     let mut child = command
-        .env("BURNBOX_LOG_FORMAT", "json")
+        .env("BURNBOX_LOG_FORMAT", format)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -48,13 +48,57 @@ fn start_with_json_logs(command: &mut Command) -> Running {
         .map_while(Result::ok)
         .find(|line| line.contains("burnbox listening"))
         .expect("the server logs that it listens");
+    // `"http":"127.0.0.1:1234"` in JSON, `http=127.0.0.1:1234` in text.
     let http = listening
         .split("\"http\":\"")
         .nth(1)
         .and_then(|rest| rest.split('"').next())
+        .or_else(|| {
+            listening
+                .split(" http=")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next())
+        })
         .expect("http address in the log")
         .to_owned();
     Running { child, lines, http }
+}
+
+fn start_with_json_logs(command: &mut Command) -> Running {
+    start_logging(command, "json")
+}
+
+/// Stops a running `burnbox` with SIGTERM; asserts it exits with 0 and returns the log lines it
+/// wrote since the last one read.
+fn stop(running: Running) -> Vec<String> {
+    let Running {
+        mut child, lines, ..
+    } = running;
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("send SIGTERM");
+    assert!(killed.success());
+    // The exit itself is the event: a thread waits for it, the test for the thread.
+    let (exited, exit) = std::sync::mpsc::channel();
+    std::thread::spawn(move || exited.send(child.wait()));
+    let status = exit
+        .recv_timeout(Duration::from_secs(30))
+        .expect("burnbox did not stop within 30 s of SIGTERM")
+        .expect("wait");
+    assert_eq!(status.code(), Some(0));
+    lines.map_while(Result::ok).collect()
+}
+
+/// A master key and a public URL: a server started with them logs no warning (a warning would
+/// have the pending lines written at once).
+fn configured(command: &mut Command) -> &mut Command {
+    command
+        .env(
+            "BURNBOX_MASTER_KEY",
+            "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=",
+        )
+        .env("BURNBOX_PUBLIC_URL", "http://localhost")
 }
 
 #[test]
@@ -171,27 +215,9 @@ fn help_documents_every_setting_with_its_environment_variable() {
 
 #[test]
 fn sigterm_stops_the_server_with_exit_code_0() {
-    let Running {
-        mut child,
-        lines,
-        http,
-    } = start_with_json_logs(&mut burnbox());
-    assert!(http.starts_with("127.0.0.1:"), "{http}");
-
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("send SIGTERM");
-    assert!(killed.success());
-    // The exit itself is the event: a thread waits for it, the test for the thread.
-    let (exited, exit) = std::sync::mpsc::channel();
-    std::thread::spawn(move || exited.send(child.wait()));
-    let status = exit
-        .recv_timeout(Duration::from_secs(30))
-        .expect("burnbox did not stop within 30 s of SIGTERM")
-        .expect("wait");
-    assert_eq!(status.code(), Some(0));
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let running = start_with_json_logs(&mut burnbox());
+    assert!(running.http.starts_with("127.0.0.1:"), "{}", running.http);
+    let rest = stop(running);
     assert!(rest.iter().any(|line| line.contains("stopped")), "{rest:?}");
 }
 
@@ -311,34 +337,133 @@ fn an_invalid_tokens_file_is_a_configuration_error() {
     );
 }
 
-#[test]
-fn json_log_lines_of_a_request_carry_its_trace_id() {
-    let Running {
-        mut child,
-        lines,
-        http,
-    } = start_with_json_logs(&mut burnbox());
-
+/// An HTTP/1.1 POST of a form, with a W3C `traceparent` naming `trace_id`; returns the status
+/// code and the body.
+fn http_post_form(addr: &str, path: &str, trace_id: &str, form: &str) -> (u16, String) {
     use std::io::{Read, Write};
-    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let body = "secret=logged";
-    let mut stream = std::net::TcpStream::connect(&http).expect("connect");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
     write!(
         stream,
-        "POST /api/v1/share HTTP/1.1\r\nHost: {http}\r\ntraceparent: 00-{trace_id}-00f067aa0ba902b7-01\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\ntraceparent: 00-{trace_id}-00f067aa0ba902b7-01\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+        form.len()
     )
     .expect("send");
     let mut answer = String::new();
     stream.read_to_string(&mut answer).expect("read answer");
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer}"));
+    (status, body.to_owned())
+}
 
-    let stored = lines
-        .map_while(Result::ok)
-        .find(|line| line.contains("secret stored"))
-        .expect("the share is logged");
-    assert!(stored.contains(trace_id), "{stored}");
-    let _ = child.kill();
-    let _ = child.wait();
+/// The line of `lines` containing `needle`.
+fn line_with<'a>(lines: &'a [String], needle: &str) -> &'a str {
+    lines
+        .iter()
+        .find(|line| line.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?}: {lines:#?}"))
+}
+
+#[test]
+fn log_lines_of_a_request_carry_its_trace_id_and_operation_and_no_secret() {
+    let share_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let reveal_trace = "0af7651916cd43dd8448eb211c80319c";
+    let value = "log-probe-value-5d2e";
+    let passphrase = "log-probe-passphrase-81c3";
+    for format in ["text", "json"] {
+        let running = start_logging(configured(&mut burnbox()), format);
+        let (status, shared) = http_post_form(
+            &running.http,
+            "/api/v1/share",
+            share_trace,
+            &format!("secret={value}&passphrase={passphrase}"),
+        );
+        assert_eq!(status, 200, "{shared}");
+        let shared: serde_json::Value = serde_json::from_str(&shared).expect("a JSON answer");
+        let secret_key = shared["secret_key"]
+            .as_str()
+            .expect("a secret key")
+            .to_owned();
+        let metadata_key = shared["metadata_key"].as_str().expect("a key").to_owned();
+        let (status, revealed) = http_post_form(
+            &running.http,
+            &format!("/api/v1/secret/{secret_key}"),
+            reveal_trace,
+            &format!("passphrase={passphrase}"),
+        );
+        assert_eq!(status, 200, "{revealed}");
+        assert!(revealed.contains(value), "{revealed}");
+        let lines = stop(running);
+
+        let stored = line_with(&lines, "secret stored");
+        let revealed = line_with(&lines, "secret revealed");
+        if format == "json" {
+            for (line, message, trace_id, operation) in [
+                (stored, "secret stored", share_trace, "share"),
+                (revealed, "secret revealed", reveal_trace, "reveal"),
+            ] {
+                let line: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+                assert_eq!(line["fields"]["message"], message, "{line}");
+                assert_eq!(line["level"], "INFO", "{line}");
+                assert_eq!(line["target"], "burnbox_core::secrets", "{line}");
+                assert_eq!(line["trace_id"], trace_id, "{line}");
+                assert_eq!(line["operation"], operation, "{line}");
+                assert!(line["timestamp"].is_string(), "{line}");
+            }
+        } else {
+            assert!(
+                stored.contains(" INFO burnbox_core::secrets: secret stored ")
+                    && stored.ends_with(&format!(" trace_id={share_trace} operation=share")),
+                "{stored}"
+            );
+            assert!(
+                revealed.contains(" INFO burnbox_core::secrets: secret revealed ")
+                    && revealed.ends_with(&format!(" trace_id={reveal_trace} operation=reveal")),
+                "{revealed}"
+            );
+        }
+        for needle in [value, passphrase, &secret_key, &metadata_key] {
+            let line = lines.iter().find(|line| line.contains(needle));
+            assert!(line.is_none(), "{needle:?} appears in the logs: {line:?}");
+        }
+    }
+}
+
+#[test]
+fn lines_logged_just_before_shutdown_are_written() {
+    // Info lines wait a minute to be written: only the shutdown can write them in time.
+    let running = start_logging(
+        configured(&mut burnbox()).env("BURNBOX_LOG_FLUSH_MS", "60000"),
+        "text",
+    );
+    let trace_id = "5e1e5e1e5e1e5e1e5e1e5e1e5e1e5e1e";
+    let (status, answer) = http_post_form(&running.http, "/api/v1/share", trace_id, "secret=s");
+    assert_eq!(status, 200, "{answer}");
+    let lines = stop(running);
+    assert!(line_with(&lines, "secret stored").contains(trace_id));
+    line_with(&lines, "shutting down");
+    line_with(&lines, "stopped");
+}
+
+#[test]
+fn lines_logged_before_a_failing_exit_are_written() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let address = taken.local_addr().expect("address").to_string();
+    // The admin listener is bound last: the store's line is logged, then startup fails.
+    let output = configured(&mut burnbox())
+        .env("BURNBOX_LOG_FLUSH_MS", "60000")
+        .env("BURNBOX_ADMIN_ADDR", &address)
+        .output()
+        .expect("run burnbox");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(" INFO burnbox_server::app: store: in-process memory"),
+        "{stdout}"
+    );
 }
