@@ -49,11 +49,11 @@ fn guessed_names(custids: &[&str], addresses: &[&str]) -> Vec<String> {
         .chain(addresses.iter().map(|address| format!("address:{address}")));
     for caller in callers {
         for class in ["create", "reveal"] {
-            names.push(unkeyed_name(
-                "rate",
-                "burnbox/v1/rate",
-                &format!("{class}\0{caller}"),
-            ));
+            let name = unkeyed_name("rate", "burnbox/v1/rate", &format!("{class}\0{caller}"));
+            // A window is its grants and their sum, under the hash tag of the same digest.
+            let tagged = name.replacen("burnbox:rate:", "burnbox:rate:{", 1) + "}";
+            names.push(format!("{tagged}:sum"));
+            names.extend([name, tagged]);
         }
     }
     names
@@ -115,10 +115,11 @@ async fn customer_ids_and_client_addresses_cannot_be_found_by_guessing_key_names
     share_as(&server, None, "anonymous").await;
 
     let names = redis_of(&server).keys("*").await;
-    // Something to find: alice's recent list, and the windows counting alice and this address.
+    // Something to find: alice's recent list, and the windows (grants and sum) counting alice
+    // and this address.
     let count = |prefix: &str| names.iter().filter(|name| name.starts_with(prefix)).count();
     assert_eq!(count("burnbox:recent:"), 1, "{names:?}");
-    assert_eq!(count("burnbox:rate:"), 2, "{names:?}");
+    assert_eq!(count("burnbox:rate:"), 4, "{names:?}");
     let guesses = guessed_names(
         &[ALICE.0, BOB.0, "anon"],
         &["127.0.0.1", "::1", "0.0.0.0", "unknown"],
@@ -146,9 +147,9 @@ async fn key_names_depend_on_the_master_key() {
         names.push(stored);
         server.shutdown().await;
     }
-    // alice's recent list and rate-limit window, under either master key.
-    assert_eq!(names[0].len(), 2, "{names:?}");
-    assert_eq!(names[1].len(), 2, "{names:?}");
+    // alice's recent list and rate-limit window (grants and sum), under either master key.
+    assert_eq!(names[0].len(), 3, "{names:?}");
+    assert_eq!(names[1].len(), 3, "{names:?}");
     assert!(
         names[0].iter().all(|name| !names[1].contains(name)),
         "the same names under two master keys: {names:?}"

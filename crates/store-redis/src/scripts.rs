@@ -119,34 +119,36 @@ return {string.sub(value, 1, 1), ttl}
 /// oldest grant stops counting}. A grant counts for window + hold, so each request spent from it
 /// is still counted a whole window after it was spent.
 ///
+/// Only commands the documented ACL grants (`k8s/overlays/production/redis-user.acl`): the sum is
+/// read and written whole (`GET`, `SET`), and ended grants found with `ZRANGE … BYSCORE`.
+///
 /// `allow-oom`: a Redis at `maxmemory` (policy `noeviction`) would refuse the `ZADD`, and with it
 /// every reveal, status and burn, so the store could not drain; a grant is a few bytes.
 const RATE_LIMIT_SCRIPT: &str = r#"#!lua flags=allow-oom
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local limit = tonumber(ARGV[1])
-local ended = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
-if #ended > 0 then
-  local freed = 0
-  for _, member in ipairs(ended) do
-    freed = freed + tonumber(string.match(member, '^%d+'))
-  end
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-  redis.call('DECRBY', KEYS[2], freed)
-end
+local counted_for = tonumber(ARGV[2]) + tonumber(ARGV[4])
 local total = tonumber(redis.call('GET', KEYS[2]) or '0')
+local ended = redis.call('ZRANGE', KEYS[1], '-inf', now, 'BYSCORE')
+if #ended > 0 then
+  for _, member in ipairs(ended) do
+    total = total - tonumber(string.match(member, '^%d+'))
+  end
+  total = math.max(0, total)
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+end
 if total >= limit then
+  if #ended > 0 then redis.call('SET', KEYS[2], total, 'KEEPTTL') end
   local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
   local ends = tonumber(oldest[2] or now)
   return {0, math.max(1, ends - now)}
 end
 local granted = math.min(tonumber(ARGV[3]), limit - total)
-local counted_for = tonumber(ARGV[2]) + tonumber(ARGV[4])
 redis.call('ZADD', KEYS[1], now + counted_for, granted .. ':' .. ARGV[5])
-redis.call('INCRBY', KEYS[2], granted)
-for _, key in ipairs(KEYS) do
-  if redis.call('PTTL', key) < counted_for then redis.call('PEXPIRE', key, counted_for) end
-end
+local zset_ttl = redis.call('PTTL', KEYS[1])
+if zset_ttl < counted_for then redis.call('PEXPIRE', KEYS[1], counted_for) end
+redis.call('SET', KEYS[2], total + granted, 'PX', math.max(zset_ttl, counted_for))
 return {granted, 0}
 "#;
 
