@@ -19,6 +19,8 @@ server_pids=()
 cleanup() {
   for pid in "${server_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   if [ -n "$redis_pid" ]; then kill "$redis_pid" 2>/dev/null || true; fi
+  # They write their last lines as they stop: let them, before their directory goes.
+  wait 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -65,7 +67,7 @@ start_server deployed BURNBOX_REDIS_URL="$redis_url" BURNBOX_MASTER_KEY="$master
   BURNBOX_RATE_LIMIT_CREATE=1000000000 BURNBOX_RATE_LIMIT_REVEAL=1000000000
 deployed_http=$http_port deployed_grpc=$grpc_port deployed_pid=$server_pid
 start_server memory BURNBOX_RATE_LIMIT_CREATE=0 BURNBOX_RATE_LIMIT_REVEAL=0 BURNBOX_LOG=warn
-memory_http=$http_port memory_pid=$server_pid
+memory_grpc=$grpc_port memory_pid=$server_pid
 
 status=0
 ./target/release/burnbox-bench \
@@ -73,7 +75,7 @@ status=0
   --redis "$redis_url" --server-pid "$tuned_pid" \
   --deployed-http "http://127.0.0.1:$deployed_http" --deployed-grpc "http://127.0.0.1:$deployed_grpc" \
   --deployed-pid "$deployed_pid" \
-  --memory-http "http://127.0.0.1:$memory_http" --memory-pid "$memory_pid" \
+  --memory-grpc "http://127.0.0.1:$memory_grpc" --memory-pid "$memory_pid" \
   "$@" || status=$?
 # What the deployed server logged, as a check that it logged as deployed (a line per operation).
 echo "run.sh: the server as deployed wrote $(wc -l < "$work/deployed.log") log lines ($(du -h "$work/deployed.log" | cut -f1))" >&2

@@ -12,7 +12,7 @@ use clap::ValueEnum;
 use tokio::sync::Mutex;
 use tonic::transport::Channel;
 
-use crate::measure::{Measured, Outcome, drive};
+use crate::measure::{Measured, drive};
 use crate::rest::RestConnection;
 
 /// What to measure.
@@ -157,23 +157,38 @@ impl Stored {
     }
 }
 
-/// Stores `count` secrets through `server` (REST shares, untimed, `load.concurrency` at a
-/// time), forgetting their keys: what stays in the store is what the server keeps of a secret
-/// nobody reveals. The generator's memory does not grow with `count`. Fails if any share does.
+/// Stores `count` secrets through `server` (untimed, forgetting their keys): what stays in the
+/// store is what the server keeps of a secret nobody reveals. gRPC, `load.concurrency` shares
+/// in flight on `load.grpc_connections` HTTP/2 connections: each read and write then carries
+/// many shares, which cost the server about a quarter less CPU per share than one HTTP/1.1
+/// share per connection at a time (measured on a busy 2-core machine: 51–72 µs against
+/// 85–92), and the server sees no more concurrency than under the timed load. The generator's
+/// memory does not grow with `count`. Fails if any share does.
 pub async fn store_secrets(server: &Server, load: &Load, count: usize) -> Result<Stored, String> {
     let started = Instant::now();
     if count > 0 {
-        let connections = rest_connections(server, load).await?;
+        let clients = Arc::new(grpc_clients(server, load).await?);
         let bytes = load.secret_bytes;
-        let measured = drive(count, load.concurrency, None, move |worker, index| {
-            let connections = connections.clone();
-            async move { share_once(&connections[worker], index, bytes).await }
+        let measured = drive(count, load.concurrency, None, move |_, index| {
+            let mut client = clients[index % clients.len()].clone();
+            async move {
+                let request = ShareSecretRequest {
+                    secret: secret_value(index, bytes),
+                    ttl: Some(3600),
+                    ..Default::default()
+                };
+                client
+                    .share_secret(request)
+                    .await
+                    .map_err(|status| status.to_string())?;
+                Ok(true)
+            }
         })
         .await;
         if measured.errors > 0 {
             return Err(format!(
                 "{} of {count} secrets could not be stored at {}",
-                measured.errors, server.http
+                measured.errors, server.grpc
             ));
         }
     }
@@ -193,23 +208,6 @@ async fn rest_connections(
         connections.push(Mutex::new(RestConnection::connect(&server.http).await?));
     }
     Ok(Arc::new(connections))
-}
-
-/// One anonymous REST share of a `bytes`-byte secret living an hour.
-async fn share_once(connection: &Mutex<RestConnection>, index: usize, bytes: usize) -> Outcome {
-    let value = secret_value(index, bytes);
-    let form = serde_urlencoded::to_string([("secret", value.as_str()), ("ttl", "3600")])
-        .map_err(|err| err.to_string())?;
-    let response = connection
-        .lock()
-        .await
-        .post(
-            "/api/v1/share",
-            Some("application/x-www-form-urlencoded"),
-            Bytes::from(form),
-        )
-        .await?;
-    Ok(response.status.is_success())
 }
 
 /// The part of a reveal's JSON answer the generator checks.
@@ -279,7 +277,21 @@ async fn share_rest(server: &Server, load: &Load) -> Result<Measured, String> {
         server.pid,
         move |worker, index| {
             let connections = connections.clone();
-            async move { share_once(&connections[worker], index, bytes).await }
+            async move {
+                let value = secret_value(index, bytes);
+                let form =
+                    serde_urlencoded::to_string([("secret", value.as_str()), ("ttl", "3600")])
+                        .map_err(|err| err.to_string())?;
+                let mut connection = connections[worker].lock().await;
+                let response = connection
+                    .post(
+                        "/api/v1/share",
+                        Some("application/x-www-form-urlencoded"),
+                        Bytes::from(form),
+                    )
+                    .await?;
+                Ok(response.status.is_success())
+            }
         },
     )
     .await)

@@ -42,7 +42,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 ///
 /// The server at --http/--grpc is the tuned one: rate limits off (BURNBOX_RATE_LIMIT_CREATE=0,
 /// BURNBOX_RATE_LIMIT_REVEAL=0). The one at --deployed-* keeps them on but too high to trip;
-/// the one at --memory-http runs without Redis, limits off. crates/bench/run.sh starts all
+/// the one at --memory-grpc runs without Redis, limits off. crates/bench/run.sh starts all
 /// three. The secrets it shares for bytes per secret and --preload stay stored (an hour).
 #[derive(Parser, Debug)]
 #[command(name = "burnbox-bench", version)]
@@ -109,16 +109,16 @@ struct Args {
     #[arg(long, default_value_t = 2)]
     pair_rounds: usize,
     /// Secrets shared (and left stored) to measure bytes per secret: Redis's `INFO memory`
-    /// used_memory through the tuned server, and, with --memory-http, the memory-store
+    /// used_memory through the tuned server, and, with --memory-grpc, the memory-store
     /// server's VmRSS; 0: not measured.
     #[arg(long, default_value_t = 100_000)]
     bytes_per_secret: usize,
-    /// REST base URL of a server with no Redis (memory store, rate limits off), for its bytes
-    /// per secret.
+    /// gRPC URL of a server with no Redis (memory store, rate limits off), for its bytes per
+    /// secret.
     #[arg(long, requires = "memory_pid")]
-    memory_http: Option<String>,
+    memory_grpc: Option<String>,
     /// Process id of the memory-store server (its RSS is the measure).
-    #[arg(long, requires = "memory_http")]
+    #[arg(long, requires = "memory_grpc")]
     memory_pid: Option<u32>,
     /// Secrets to store through the tuned server (untimed, concurrently, never revealed) before
     /// the timed scenarios.
@@ -206,10 +206,11 @@ async fn measure_all(args: &Args) -> Result<Report, String> {
             already_stored,
             footprint,
         });
-        if let (Some(http), Some(pid)) = (&args.memory_http, args.memory_pid) {
+        if let (Some(grpc), Some(pid)) = (&args.memory_grpc, args.memory_pid) {
+            // Only shared to, over gRPC.
             let memory = Server {
-                http: http.clone(),
-                grpc: String::new(),
+                http: String::new(),
+                grpc: grpc.clone(),
                 pid: Some(pid),
             };
             let footprint =
@@ -282,7 +283,7 @@ async fn measure_all(args: &Args) -> Result<Report, String> {
     if deployed.is_some() {
         peaks.push(("as deployed", args.deployed_pid.and_then(peak_rss_mib)));
     }
-    if args.memory_http.is_some() && args.bytes_per_secret > 0 {
+    if args.memory_grpc.is_some() && args.bytes_per_secret > 0 {
         peaks.push(("memory store", args.memory_pid.and_then(peak_rss_mib)));
     }
     Ok(Report {
