@@ -5,6 +5,7 @@
 
 use crate::load::{Load, Server, store_secrets};
 use crate::measure::process_memory_kib;
+use crate::redis_info;
 
 /// Shares stored before the first reading, so that what every store and server grows once
 /// (connection buffers, allocator arenas, the first pages of its tables) is not charged to the
@@ -30,29 +31,12 @@ impl Gauge {
 
     async fn read(&self) -> Result<u64, String> {
         match self {
-            Self::RedisUsedMemory(url) => redis_used_memory(url).await,
+            Self::RedisUsedMemory(url) => redis_info::used_memory(url).await,
             Self::ProcessRss(pid) => process_memory_kib(*pid, "VmRSS")
                 .map(|kib| kib * 1024)
                 .ok_or_else(|| format!("cannot read VmRSS of process {pid}")),
         }
     }
-}
-
-async fn redis_used_memory(url: &str) -> Result<u64, String> {
-    let client = redis::Client::open(url).map_err(|err| format!("Redis URL: {err}"))?;
-    let mut connection = client
-        .get_multiplexed_async_connection()
-        .await
-        .map_err(|err| format!("cannot reach Redis at {url}: {err}"))?;
-    let info: String = redis::cmd("INFO")
-        .arg("memory")
-        .query_async(&mut connection)
-        .await
-        .map_err(|err| format!("INFO memory: {err}"))?;
-    info.lines()
-        .find_map(|line| line.strip_prefix("used_memory:"))
-        .and_then(|value| value.trim().parse().ok())
-        .ok_or_else(|| "INFO memory has no used_memory".to_owned())
 }
 
 /// One store's footprint: its memory before and after `secrets` shares.

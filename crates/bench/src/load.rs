@@ -12,7 +12,8 @@ use clap::ValueEnum;
 use tokio::sync::Mutex;
 use tonic::transport::Channel;
 
-use crate::measure::{Measured, drive};
+use crate::measure::{Measured, Outcome, drive};
+use crate::redis_info;
 use crate::rest::RestConnection;
 
 /// What to measure.
@@ -49,6 +50,8 @@ pub struct Server {
     pub grpc: String,
     /// Its process id, for its CPU time and memory (Linux, server on this host).
     pub pid: Option<u32>,
+    /// The URL of the Redis it uses, for Redis's CPU time per request.
+    pub redis: Option<String>,
 }
 
 /// The shape of the load, the same for every server it is put on.
@@ -216,10 +219,40 @@ struct Revealed {
     value: String,
 }
 
+/// [`drive`] with the CPU time `redis` (if any) spent meanwhile: read from its `INFO` just
+/// before the first request and just after the last, so no setup is counted.
+async fn timed<F, Fut>(
+    redis: Option<&str>,
+    requests: usize,
+    concurrency: usize,
+    server: Option<u32>,
+    call: F,
+) -> Measured
+where
+    F: Fn(usize, usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Outcome> + Send,
+{
+    // An unreadable Redis CPU leaves that column empty rather than failing the measurement.
+    let before = match redis {
+        Some(url) => redis_info::cpu(url).await.ok(),
+        None => None,
+    };
+    let mut measured = drive(requests, concurrency, server, call).await;
+    let after = match redis {
+        Some(url) => redis_info::cpu(url).await.ok(),
+        None => None,
+    };
+    measured.redis_cpu = after
+        .zip(before)
+        .map(|(after, before)| after.saturating_sub(before));
+    measured
+}
+
 async fn reveal_rest(server: &Server, load: &Load) -> Result<Measured, String> {
     let secrets = create_secrets(server, load, load.requests).await?;
     let connections = rest_connections(server, load).await?;
-    Ok(drive(
+    Ok(timed(
+        server.redis.as_deref(),
         load.requests,
         load.concurrency,
         server.pid,
@@ -245,7 +278,8 @@ async fn reveal_rest(server: &Server, load: &Load) -> Result<Measured, String> {
 async fn reveal_grpc(server: &Server, load: &Load) -> Result<Measured, String> {
     let secrets = create_secrets(server, load, load.requests).await?;
     let clients = Arc::new(grpc_clients(server, load).await?);
-    Ok(drive(
+    Ok(timed(
+        server.redis.as_deref(),
         load.requests,
         load.concurrency,
         server.pid,
@@ -271,7 +305,8 @@ async fn reveal_grpc(server: &Server, load: &Load) -> Result<Measured, String> {
 async fn share_rest(server: &Server, load: &Load) -> Result<Measured, String> {
     let connections = rest_connections(server, load).await?;
     let bytes = load.secret_bytes;
-    Ok(drive(
+    Ok(timed(
+        server.redis.as_deref(),
         load.requests,
         load.concurrency,
         server.pid,
@@ -333,7 +368,8 @@ pub async fn baseline(redis: &str, connections: usize, load: &Load) -> Result<Me
             .map_err(|err| err.to_string())?;
         start = end;
     }
-    Ok(drive(
+    Ok(timed(
+        Some(redis),
         load.requests,
         load.concurrency,
         // The server has no part in the baseline.

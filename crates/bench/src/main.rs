@@ -4,7 +4,7 @@
 //! Against a running server and its Redis it measures, with the same client concurrency:
 //! shares over REST; reveals over REST (HTTP/1.1 keep-alive) and over gRPC (HTTP/2, a few
 //! connections), each on secrets created beforehand (untimed: a secret reveals only once); and
-//! the baseline, raw `GETDEL` on the same Redis. Given more servers it also measures:
+//! the baseline, raw `GETDEL` on the same Redis. Given more servers, or asked, it also measures:
 //!
 //! - as deployed vs tuned: the same reveals on a second server on the same Redis that runs the
 //!   defaults (logging at info, rate limits on), alternating with the first;
@@ -13,14 +13,16 @@
 //! - flat with size: REST reveals with few secrets stored, then with many.
 //!
 //! It prints throughput, latency percentiles, errors, each reveal's throughput as a ratio of the
-//! baseline's and, given the servers' pids, their CPU time per request (their own cost, apart
-//! from what the load generator and Redis take of a shared machine) and peak memory, as tables
-//! or as JSON. It exits non-zero when any measured request failed.
+//! baseline's, the CPU time per request of Redis (from its `INFO`) and, given their pids, of the
+//! servers (their own cost, apart from what the load generator and Redis take of a shared
+//! machine), and the servers' peak memory, as tables or as JSON. It exits non-zero when any
+//! measured request failed.
 
 mod compare;
 mod footprint;
 mod load;
 mod measure;
+mod redis_info;
 mod report;
 mod rest;
 
@@ -166,6 +168,7 @@ async fn measure_all(args: &Args) -> Result<Report, String> {
         http: args.http.clone(),
         grpc: args.grpc.clone(),
         pid: args.server_pid,
+        redis: Some(args.redis.clone()),
     };
     // Secrets this run left stored (not revealed) in the servers' Redis.
     let mut stored = 0;
@@ -212,6 +215,7 @@ async fn measure_all(args: &Args) -> Result<Report, String> {
                 http: String::new(),
                 grpc: grpc.clone(),
                 pid: Some(pid),
+                redis: None,
             };
             let footprint =
                 footprint::measure(&Gauge::ProcessRss(pid), &memory, &load, args.bytes_per_secret)
@@ -265,6 +269,7 @@ async fn measure_all(args: &Args) -> Result<Report, String> {
             http: http.clone(),
             grpc: grpc.clone(),
             pid: args.deployed_pid,
+            redis: Some(args.redis.clone()),
         });
     if let Some(deployed) = &deployed
         && args.pair_rounds > 0

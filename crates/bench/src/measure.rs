@@ -15,6 +15,8 @@ pub struct Measured {
     pub latency_micros: Histogram<u64>,
     /// CPU time the server process spent during the timed requests, if its pid is known.
     pub server_cpu: Option<Duration>,
+    /// CPU time Redis spent during the timed requests, if it was read.
+    pub redis_cpu: Option<Duration>,
 }
 
 impl Measured {
@@ -41,7 +43,15 @@ impl Measured {
     /// The server's CPU time per request in µs: its own cost, whatever the load generator and
     /// Redis took of the shared machine.
     pub fn server_micros_per_request(&self) -> Option<f64> {
-        let cpu = self.server_cpu?;
+        self.micros_per_request(self.server_cpu?)
+    }
+
+    /// Redis's CPU time per request in µs: what the store's side of an operation costs.
+    pub fn redis_micros_per_request(&self) -> Option<f64> {
+        self.micros_per_request(self.redis_cpu?)
+    }
+
+    fn micros_per_request(&self, cpu: Duration) -> Option<f64> {
         (self.requests > 0).then(|| cpu.as_secs_f64() * 1e6 / self.requests as f64)
     }
 
@@ -57,6 +67,10 @@ impl Measured {
         self.server_cpu = self
             .server_cpu
             .zip(other.server_cpu)
+            .map(|(mine, theirs)| mine + theirs);
+        self.redis_cpu = self
+            .redis_cpu
+            .zip(other.redis_cpu)
             .map(|(mine, theirs)| mine + theirs);
         Ok(())
     }
@@ -155,6 +169,7 @@ where
         elapsed,
         latency_micros,
         server_cpu,
+        redis_cpu: None,
     }
 }
 

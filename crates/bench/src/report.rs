@@ -271,21 +271,25 @@ impl Report {
 }
 
 /// The columns [`measured_cells`] fills.
-const HEADER: &str = "     req/s  errors    p50 ms    p90 ms    p99 ms    max ms server µs/req";
+const HEADER: &str =
+    "     req/s  errors    p50 ms    p90 ms    p99 ms    max ms server µs/req Redis µs/req";
 
 fn measured_cells(measured: &Measured) -> String {
     format!(
-        "{:>10.0} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>13}",
+        "{:>10.0} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>13} {:>12}",
         measured.throughput(),
         measured.errors,
         measured.millis(0.50),
         measured.millis(0.90),
         measured.millis(0.99),
         measured.max_millis(),
-        measured
-            .server_micros_per_request()
-            .map_or_else(|| "-".to_owned(), |micros| format!("{micros:.1}")),
+        micros(measured.server_micros_per_request()),
+        micros(measured.redis_micros_per_request()),
     )
+}
+
+fn micros(per_request: Option<f64>) -> String {
+    per_request.map_or_else(|| "-".to_owned(), |micros| format!("{micros:.1}"))
 }
 
 fn measured_json(measured: &Measured) -> Value {
@@ -301,6 +305,7 @@ fn measured_json(measured: &Measured) -> Value {
             "max": measured.max_millis(),
         },
         "server_cpu_us_per_request": measured.server_micros_per_request(),
+        "redis_cpu_us_per_request": measured.redis_micros_per_request(),
     })
 }
 
