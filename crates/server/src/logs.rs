@@ -63,8 +63,9 @@ pub struct LogWriter {
 }
 
 impl LogWriter {
-    /// Lines in JSON (else text) to `writer`, written every `flush_interval` (at least). Lines
-    /// wait until [`start`](Self::start) starts the writer thread.
+    /// Lines in JSON (else text) to `writer`, each written at most `flush_interval` after it is
+    /// logged (warnings and errors at once). Lines wait until [`start`](Self::start) starts the
+    /// writer thread.
     pub fn new(writer: impl Write + Send + 'static, json: bool, flush_interval: Duration) -> Self {
         Self {
             sink: Arc::new(Sink {
@@ -858,6 +859,28 @@ mod tests {
             })
             .collect();
         assert!(indexes.windows(2).all(|pair| pair[0] < pair[1]));
+    }
+
+    #[test]
+    fn records_of_the_log_crate_show_their_own_target_and_no_log_fields() {
+        let captured = Captured::default();
+        let writer = LogWriter::new(captured.clone(), false, NEVER);
+        let _logging = tracing::subscriber::set_default(subscriber(&writer));
+        let record = tracing_log::log::Record::builder()
+            .level(tracing_log::log::Level::Warn)
+            .target("some_dependency::pool")
+            .module_path_static(Some("some_dependency::pool"))
+            .file_static(Some("src/pool.rs"))
+            .line(Some(42))
+            .args(format_args!("connection lost"))
+            .build();
+        tracing_log::format_trace(&record).expect("dispatched");
+        drop(writer);
+        let written = captured.text();
+        assert!(
+            written.ends_with(" WARN some_dependency::pool: connection lost\n"),
+            "{written}"
+        );
     }
 
     #[test]
