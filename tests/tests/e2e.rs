@@ -4,7 +4,8 @@
 use burnbox_core::ErrorKind;
 use burnbox_tests::{
     Backend, TestServer, assert_grpc_error, assert_rest_error, bytes_contain, eventually,
-    grpc_reveal_request, grpc_share_request, json_of, on_both_stores, rest_reveal, rest_share,
+    grpc_reveal_request, grpc_share_request, json_of, on_both_stores, record_key_name, rest_reveal,
+    rest_share,
 };
 use reqwest::StatusCode;
 
@@ -314,13 +315,15 @@ async fn redis_keeps_nothing_readable_and_nothing_after_the_reveal() {
         unreachable!()
     };
 
-    let dump = redis.dump().await;
-    assert_eq!(
+    let record_name = record_key_name(&key);
+    let record = |dump: &[(String, Vec<u8>)]| {
         dump.iter()
-            .filter(|(name, _)| name.ends_with(":record"))
-            .count(),
-        1
-    );
+            .find(|(name, _)| *name == record_name)
+            .map(|(_, bytes)| bytes.clone())
+    };
+    let dump = redis.dump().await;
+    let sealed = record(&dump).expect("the record is stored");
+    assert!(sealed.len() > 64, "a sealed record: {} bytes", sealed.len());
     for needle in [value, "pass-phrase-4711", &key, &metadata_key] {
         assert!(
             !dump
@@ -335,12 +338,11 @@ async fn redis_keeps_nothing_readable_and_nothing_after_the_reveal() {
         StatusCode::OK
     );
     let dump = redis.dump().await;
-    assert_eq!(
-        dump.iter()
-            .filter(|(name, _)| name.ends_with(":record"))
-            .count(),
-        0,
-        "record burned"
+    // What is left under the record's name is its tombstone: `R` and the time of the reveal.
+    let tombstone = record(&dump).expect("the record's tombstone");
+    assert!(
+        tombstone.first() == Some(&b'R') && tombstone.len() <= 11,
+        "record burned, tombstone left: {tombstone:?}"
     );
     assert!(!dump.iter().any(|(_, bytes)| bytes_contain(bytes, value)));
 }
