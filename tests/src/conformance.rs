@@ -547,28 +547,17 @@ async fn rate_limit_leases_grant_what_is_left_and_count_for_the_window_and_hold(
     };
     let key = RateKey::new("read", &unique("leasing-caller"));
     let started = Instant::now();
-    assert_eq!(
-        store
-            .rate_limit(&key, 10, window, lease(4))
-            .await
-            .expect("lease"),
-        RateDecision::Allowed { granted: 4 }
-    );
-    assert_eq!(
-        store
-            .rate_limit(&key, 10, window, lease(4))
-            .await
-            .expect("lease"),
-        RateDecision::Allowed { granted: 4 }
-    );
-    // Two left of ten: a lease of four gets two, and a plain request after it none.
-    assert_eq!(
-        store
-            .rate_limit(&key, 10, window, lease(4))
-            .await
-            .expect("lease"),
-        RateDecision::Allowed { granted: 2 }
-    );
+    // Four, four, then the two left of ten: a lease gets what is left, and a plain request
+    // after it none.
+    for granted in [4, 4, 2] {
+        assert_eq!(
+            store
+                .rate_limit(&key, 10, window, lease(4))
+                .await
+                .expect("lease"),
+            RateDecision::Allowed { granted }
+        );
+    }
     let RateDecision::Limited { retry_after } = store
         .rate_limit(&key, 10, window, Lease::ONE)
         .await
