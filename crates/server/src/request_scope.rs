@@ -8,6 +8,8 @@
 use std::cell::Cell;
 use std::future::Future;
 
+use futures_util::FutureExt;
+
 struct RequestScope {
     trace_id: String,
     /// The operation's one name, from [`crate::operations`].
@@ -21,18 +23,23 @@ tokio::task_local! {
 }
 
 /// Runs `serve` as the request with `trace_id`; returns its result and the recorded error type.
-pub async fn run<T>(trace_id: String, serve: impl Future<Output = T>) -> (T, Option<&'static str>) {
+///
+/// Not an `async fn`, and no `async` block: either would keep `serve` twice (once as it was
+/// passed, once as it is polled), and a request's future is kilobytes, copied at every layer
+/// that moves it. The combinators here hold it once.
+pub fn run<T>(
+    trace_id: String,
+    serve: impl Future<Output = T>,
+) -> impl Future<Output = (T, Option<&'static str>)> {
     let scope = RequestScope {
         trace_id,
         operation: Cell::new(None),
         error_type: Cell::new(None),
     };
-    REQUEST
-        .scope(scope, async move {
-            let result = serve.await;
-            (result, REQUEST.with(|request| request.error_type.get()))
-        })
-        .await
+    REQUEST.scope(
+        scope,
+        serve.map(|result| (result, REQUEST.with(|request| request.error_type.get()))),
+    )
 }
 
 /// Names the operation the current request performs.

@@ -11,8 +11,13 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::io;
 
 use burnbox_core::Error;
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use poem::error::ReadBodyError;
 use poem::{Request, RequestBody};
 use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaSchemaRef, Registry};
 use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
@@ -114,10 +119,25 @@ async fn read_params<T: DeserializeOwned + Default>(
     if declared.is_some_and(|length| length > limit) {
         return Ok(Err(too_large()));
     }
-    match body.take()?.into_bytes_limit(limit).await {
+    match read_limited(body.take()?, limit).await {
         Ok(bytes) => Ok(parse(request.content_type(), query, &bytes, &known_fields).await),
-        Err(poem::error::ReadBodyError::PayloadTooLarge) => Ok(Err(too_large())),
+        Err(ReadBodyError::PayloadTooLarge) => Ok(Err(too_large())),
         Err(err) => Err(err.into()),
+    }
+}
+
+/// Reads `body` whole, refusing it as soon as more than `limit` bytes have arrived. poem's
+/// `Body::into_bytes_limit` does the same through a 4 KiB buffer held in its future, which made
+/// every request's future 4 KiB larger, and that future is moved at each layer above it.
+async fn read_limited(body: poem::Body, limit: usize) -> Result<Bytes, ReadBodyError> {
+    let body: BoxBody<Bytes, io::Error> = body.into();
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) => match err.downcast::<io::Error>() {
+            Ok(err) => Err(ReadBodyError::Io(*err)),
+            Err(err) if err.is::<LengthLimitError>() => Err(ReadBodyError::PayloadTooLarge),
+            Err(err) => Err(ReadBodyError::Io(io::Error::other(err))),
+        },
     }
 }
 
@@ -246,8 +266,15 @@ async fn parse_body<T: DeserializeOwned>(
         Some(FORM) => form_fields::<T>(bytes, known_fields)?,
         Some(JSON) => json_fields::<T>(bytes)?,
         Some(MULTIPART) => {
-            let fields =
-                multipart_fields(content_type.unwrap_or_default(), bytes, known_fields).await?;
+            // Boxed: the multipart parser's state is kilobytes, and unboxed it would make
+            // every request's future that large, copied at each layer above (a rare body
+            // should not cost the common ones).
+            let fields = Box::pin(multipart_fields(
+                content_type.unwrap_or_default(),
+                bytes,
+                known_fields,
+            ))
+            .await?;
             checked::<T>(Source::Multipart, fields.clone())?;
             fields
         }

@@ -4,6 +4,7 @@
 mod body;
 mod credentials;
 mod error;
+mod reveal_lane;
 
 use std::sync::Arc;
 
@@ -24,7 +25,7 @@ pub(crate) use error::error_body;
 pub use error::{ApiError, BodyTimeout, ErrorBody, error_json, render_framework_error};
 
 use crate::answers::rest::{BurnBody, ReceiptBody, RevealBody, SecretStatusBody, StatusBody};
-use crate::gate::Gate;
+use crate::gate::{Gate, Origin};
 use crate::operations::Operation;
 
 use body::one_or_many;
@@ -95,6 +96,7 @@ pub struct RevealForm {
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// The REST routes, sharing the one handler with gRPC.
+#[derive(Clone)]
 pub struct RestApi {
     secrets: Arc<Secrets>,
     gate: Arc<Gate>,
@@ -113,6 +115,26 @@ impl RestApi {
         Ok(Json(
             receipt
                 .map_err(|err| ApiError::about_key(err, &metadata_key.0))?
+                .into(),
+        ))
+    }
+
+    /// The reveal, routed or taken by the reveal lane.
+    async fn do_reveal(
+        &self,
+        origin: Origin,
+        key: String,
+        form: RevealForm,
+    ) -> ApiResult<RevealBody> {
+        let caller = self.gate.admit(&origin, Operation::Reveal).await?;
+        let input = RevealInput {
+            key: key.clone(),
+            passphrase: form.passphrase,
+        };
+        let revealed = self.secrets.reveal(&caller, input).await;
+        Ok(Json(
+            revealed
+                .map_err(|err| ApiError::about_key(err, &key))?
                 .into(),
         ))
     }
@@ -242,17 +264,7 @@ impl RestApi {
         key: Path<String>,
         FormOrJson(form): FormOrJson<RevealForm>,
     ) -> ApiResult<RevealBody> {
-        let caller = self.gate.admit(&origin.0, Operation::Reveal).await?;
-        let input = RevealInput {
-            key: key.0.clone(),
-            passphrase: form.passphrase,
-        };
-        let revealed = self.secrets.reveal(&caller, input).await;
-        Ok(Json(
-            revealed
-                .map_err(|err| ApiError::about_key(err, &key.0))?
-                .into(),
-        ))
+        self.do_reveal(origin.0, key.0, form).await
     }
 
     /// Look a secret up without revealing it
@@ -391,13 +403,9 @@ pub fn path_parameters() -> std::collections::HashMap<&'static str, Vec<String>>
 }
 
 /// The OpenAPI service (routes plus the spec they imply).
-pub fn api_service(secrets: Arc<Secrets>, gate: Arc<Gate>) -> OpenApiService<RestApi, ()> {
-    OpenApiService::new(
-        RestApi { secrets, gate },
-        "burnbox",
-        env!("CARGO_PKG_VERSION"),
-    )
-    .description("One-time secrets over the Onetime Secret v1 REST API.")
+pub fn api_service(api: RestApi) -> OpenApiService<RestApi, ()> {
+    OpenApiService::new(api, "burnbox", env!("CARGO_PKG_VERSION"))
+        .description("One-time secrets over the Onetime Secret v1 REST API.")
 }
 
 /// The documented path for one of Onetime Secret's other names: `/create` for `/share`, and
@@ -438,7 +446,8 @@ pub fn endpoint(
     add_pages: impl FnOnce(Route) -> Route,
 ) -> impl Endpoint {
     let body_limit = BodyLimit(secrets.policy().max_request_bytes());
-    let service = api_service(secrets, gate);
+    let api = RestApi { secrets, gate };
+    let service = api_service(api.clone());
     let spec_yaml = service.spec_endpoint_yaml();
     let spec_json = service.spec_endpoint();
     let docs = service.swagger_ui().with(SetHeader::new().overriding(
@@ -448,11 +457,12 @@ pub fn endpoint(
     // Nested without stripping: the API's routes carry their own prefix, and `/` stays free for
     // the share page.
     let routes = add_pages(Route::new().nest_no_strip(API_PREFIX, service));
+    let routes = routes
+        .at(format!("{API_PREFIX}/openapi.yaml"), spec_yaml)
+        .at(format!("{API_PREFIX}/openapi.json"), spec_json)
+        .nest("/docs", docs);
     documented(
-        routes
-            .at(format!("{API_PREFIX}/openapi.yaml"), spec_yaml)
-            .at(format!("{API_PREFIX}/openapi.json"), spec_json)
-            .nest("/docs", docs)
+        reveal_lane::RevealLane::new(routes, api)
             .data(body_limit)
             .before(follow_alias),
     )
