@@ -1,8 +1,63 @@
-//! Measurements that only mean something side by side: the same load on the server as deployed
-//! and as tuned, and the same reveals with few and with many secrets stored.
+//! Measurements that only mean something side by side, each measured in alternating rounds: the
+//! same load on the server as deployed and as tuned, REST reveals on the tuned server and on a
+//! bare floor server, and the same reveals with few and with many secrets stored.
 
-use crate::load::{Load, Scenario, Server, Stored, run, store_secrets};
+use crate::load::{Load, Scenario, Server, Stored, reveal_floor, run, store_secrets};
 use crate::measure::Measured;
+
+/// One side of a pair of measurements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The side measured first in the first round (the tuned server, the small store).
+    First,
+    /// The other one.
+    Second,
+}
+
+/// The order of round `round`'s two runs: first then second in even rounds, second then first
+/// in odd ones. Over rounds that gives first, second, second, first, first, second…: a drift of
+/// the machine's speed over the run (another process starting, the VM's host getting busy) then
+/// falls on both sides alike, and with an even number of rounds a steady drift cancels exactly,
+/// where strict alternation would favour the side that always runs first.
+fn round_order(round: usize) -> [Side; 2] {
+    if round.is_multiple_of(2) {
+        [Side::First, Side::Second]
+    } else {
+        [Side::Second, Side::First]
+    }
+}
+
+/// Runs `measure(side)` `rounds` times for each side, in [`round_order`], and returns each
+/// side's runs merged into one measurement, first then second. Every pair uses it, so all
+/// alternate alike.
+pub async fn alternate<F>(rounds: usize, mut measure: F) -> Result<(Measured, Measured), String>
+where
+    F: AsyncFnMut(Side) -> Result<Measured, String>,
+{
+    let mut first: Option<Measured> = None;
+    let mut second: Option<Measured> = None;
+    for round in 0..rounds {
+        for side in round_order(round) {
+            let measured = measure(side).await?;
+            let total = match side {
+                Side::First => &mut first,
+                Side::Second => &mut second,
+            };
+            match total {
+                Some(sum) => sum.absorb(measured)?,
+                None => *total = Some(measured),
+            }
+        }
+    }
+    first
+        .zip(second)
+        .ok_or_else(|| "no rounds to compare".to_owned())
+}
+
+/// The first value as a fraction (or multiple) of the second; none when the second is 0.
+fn ratio(numerator: f64, denominator: f64) -> Option<f64> {
+    (denominator > 0.0).then(|| numerator / denominator)
+}
 
 /// One scenario on the tuned server and on the server as deployed, same Redis, same load.
 pub struct DeployedPair {
@@ -28,14 +83,7 @@ impl DeployedPair {
     }
 }
 
-fn ratio(numerator: f64, denominator: f64) -> Option<f64> {
-    (denominator > 0.0).then(|| numerator / denominator)
-}
-
-/// Measures `scenario` `rounds` times on each server, in the order tuned, deployed, deployed,
-/// tuned, tuned, deployed…: a drift of the machine's speed over the run (another process
-/// starting, the VM's host getting busy) then falls on both alike; with an even number of
-/// rounds a steady drift cancels exactly, where strict alternation would favour the first.
+/// Measures `scenario` `rounds` times on each server, tuned first (see [`round_order`]).
 pub async fn as_deployed_vs_tuned(
     scenario: Scenario,
     tuned: &Server,
@@ -43,41 +91,91 @@ pub async fn as_deployed_vs_tuned(
     load: &Load,
     rounds: usize,
 ) -> Result<DeployedPair, String> {
-    let mut tuned_total: Option<Measured> = None;
-    let mut deployed_total: Option<Measured> = None;
-    for round in 0..rounds {
-        let order = if round % 2 == 0 {
-            [(tuned, &mut tuned_total), (deployed, &mut deployed_total)]
-        } else {
-            [(deployed, &mut deployed_total), (tuned, &mut tuned_total)]
-        };
-        for (server, total) in order {
-            let measured = run(scenario, server, load).await?;
-            match total {
-                Some(sum) => sum.absorb(measured)?,
-                None => *total = Some(measured),
-            }
-        }
+    let (tuned, deployed) = alternate(rounds, async |side| match side {
+        Side::First => run(scenario, tuned, load).await,
+        Side::Second => run(scenario, deployed, load).await,
+    })
+    .await?;
+    Ok(DeployedPair {
+        scenario,
+        rounds,
+        tuned,
+        deployed,
+    })
+}
+
+/// REST reveals on the tuned server and on a floor (a bare `GETDEL` server), same Redis, same
+/// client, same load. The ratio of their CPU per request is how much of a reveal's server cost
+/// is burnbox's own, a figure that carries across machines of different speeds.
+pub struct FloorPair {
+    /// Runs per server.
+    pub rounds: usize,
+    pub tuned: Measured,
+    pub floor: Measured,
+}
+
+impl FloorPair {
+    /// The tuned server's CPU per request as a multiple of the floor's.
+    pub fn cpu_ratio(&self) -> Option<f64> {
+        ratio(
+            self.tuned.server_micros_per_request()?,
+            self.floor.server_micros_per_request()?,
+        )
     }
-    match (tuned_total, deployed_total) {
-        (Some(tuned), Some(deployed)) => Ok(DeployedPair {
-            scenario,
-            rounds,
-            tuned,
-            deployed,
-        }),
-        (None, _) | (_, None) => Err("no rounds to compare".to_owned()),
+
+    /// The tuned server's throughput as a fraction of the floor's.
+    pub fn throughput_ratio(&self) -> Option<f64> {
+        ratio(self.tuned.throughput(), self.floor.throughput())
     }
 }
 
-/// REST reveals with few secrets stored, then with many.
+/// Measures REST reveals `rounds` times on the tuned server and on the floor, tuned first.
+pub async fn tuned_vs_floor(
+    tuned: &Server,
+    floor: &Server,
+    load: &Load,
+    rounds: usize,
+) -> Result<FloorPair, String> {
+    let (tuned, floor) = alternate(rounds, async |side| match side {
+        Side::First => run(Scenario::RevealRest, tuned, load).await,
+        Side::Second => reveal_floor(floor, load).await,
+    })
+    .await?;
+    Ok(FloorPair {
+        rounds,
+        tuned,
+        floor,
+    })
+}
+
+/// A store to reveal from and what this run has left stored in it (not revealed) so far.
+pub struct Store<'a> {
+    pub server: &'a Server,
+    pub stored: &'a mut usize,
+}
+
+impl Store<'_> {
+    /// Stores secrets through the server until this run has left `count` there; returns the
+    /// shares that took (none if there were already as many).
+    async fn fill_to(&mut self, load: &Load, count: usize) -> Result<Stored, String> {
+        let filled = store_secrets(self.server, load, count.saturating_sub(*self.stored)).await?;
+        *self.stored += filled.count;
+        Ok(filled)
+    }
+}
+
+/// REST reveals from a store with few secrets stored and from one with many, same load.
 pub struct SizePair {
+    /// Runs per store.
+    pub rounds: usize,
     pub small_stored: usize,
     pub small: Measured,
     pub large_stored: usize,
     pub large: Measured,
-    /// The shares that filled the store from small to large.
-    pub top_up: Stored,
+    /// The shares that filled the small store.
+    pub small_fill: Stored,
+    /// The shares that filled the large store.
+    pub large_fill: Stored,
 }
 
 impl SizePair {
@@ -92,33 +190,132 @@ impl SizePair {
     }
 }
 
-/// Stores secrets through `server` until `small` are stored, measures REST reveals, stores
-/// more until `large` are, measures again. `stored` counts the secrets this run has left
-/// unrevealed in the server's store so far, and is kept up to date.
+/// Fills `small` to `small_count` secrets and `large` to `large_count` (each counting what the
+/// run already left there), then measures REST reveals `rounds` times on each, small first.
+/// Two stores rather than one topped up between two runs, so that the reveals alternate and a
+/// drift of the machine's speed does not pass for an effect of size.
 pub async fn flat_with_size(
-    server: &Server,
+    mut small: Store<'_>,
+    mut large: Store<'_>,
     load: &Load,
-    small: usize,
-    large: usize,
-    stored: &mut usize,
+    small_count: usize,
+    large_count: usize,
+    rounds: usize,
 ) -> Result<SizePair, String> {
-    let filled = store_secrets(server, load, small.saturating_sub(*stored)).await?;
-    *stored += filled.count;
-    let small_stored = *stored;
-    let small = run(Scenario::RevealRest, server, load).await?;
+    let small_fill = small.fill_to(load, small_count).await?;
     eprintln!(
-        "burnbox-bench: storing {} more secrets (to {large})…",
-        large.saturating_sub(*stored)
+        "burnbox-bench: storing {} secrets in the large store (to {large_count})…",
+        large_count.saturating_sub(*large.stored)
     );
-    let top_up = store_secrets(server, load, large.saturating_sub(*stored)).await?;
-    *stored += top_up.count;
-    let large_stored = *stored;
-    let large = run(Scenario::RevealRest, server, load).await?;
-    Ok(SizePair {
-        small_stored,
-        small,
-        large_stored,
-        large,
-        top_up,
+    let large_fill = large.fill_to(load, large_count).await?;
+    let (small_server, large_server) = (small.server, large.server);
+    let (small_measured, large_measured) = alternate(rounds, async |side| match side {
+        Side::First => run(Scenario::RevealRest, small_server, load).await,
+        Side::Second => run(Scenario::RevealRest, large_server, load).await,
     })
+    .await?;
+    Ok(SizePair {
+        rounds,
+        small_stored: *small.stored,
+        small: small_measured,
+        large_stored: *large.stored,
+        large: large_measured,
+        small_fill,
+        large_fill,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::measure::new_histogram;
+
+    /// A run of `requests` requests of which `errors` failed, one second long.
+    fn measured(requests: usize, errors: usize) -> Measured {
+        Measured {
+            requests,
+            errors,
+            elapsed: Duration::from_secs(1),
+            latency_micros: new_histogram(),
+            server_cpu: None,
+            redis_cpu: None,
+        }
+    }
+
+    #[test]
+    fn rounds_alternate_first_second_second_first() {
+        use Side::{First, Second};
+        let order: Vec<Side> = (0..4).flat_map(round_order).collect();
+        assert_eq!(
+            order,
+            [First, Second, Second, First, First, Second, Second, First]
+        );
+    }
+
+    #[tokio::test]
+    async fn alternate_runs_each_side_once_a_round_and_merges_its_runs() {
+        let mut calls = Vec::new();
+        let (first, second) = alternate(3, async |side| {
+            calls.push(side);
+            Ok(match side {
+                Side::First => measured(10, 1),
+                Side::Second => measured(20, 0),
+            })
+        })
+        .await
+        .expect("three rounds measure");
+        assert_eq!(
+            calls,
+            [
+                Side::First,
+                Side::Second,
+                Side::Second,
+                Side::First,
+                Side::First,
+                Side::Second
+            ]
+        );
+        assert_eq!((first.requests, first.errors), (30, 3));
+        assert_eq!((second.requests, second.errors), (60, 0));
+        assert_eq!(first.elapsed, Duration::from_secs(3));
+    }
+
+    #[tokio::test]
+    async fn alternate_stops_at_the_first_failure() {
+        let mut calls = 0;
+        let result = alternate(2, async |side| {
+            calls += 1;
+            match side {
+                Side::First => Ok(measured(1, 0)),
+                Side::Second => Err("unreachable".to_owned()),
+            }
+        })
+        .await;
+        assert!(matches!(result, Err(problem) if problem == "unreachable"));
+        assert_eq!(calls, 2);
+    }
+
+    #[tokio::test]
+    async fn no_rounds_is_an_error_not_an_empty_pair() {
+        let result = alternate(0, async |_| Ok(measured(1, 0))).await;
+        assert!(result.is_err());
+    }
+
+    #[test]
+    fn floor_ratios_are_tuned_over_floor() {
+        let mut tuned = measured(100, 0);
+        tuned.server_cpu = Some(Duration::from_millis(6));
+        let mut floor = measured(200, 0);
+        floor.server_cpu = Some(Duration::from_millis(6));
+        let pair = FloorPair {
+            rounds: 1,
+            tuned,
+            floor,
+        };
+        // 60 µs against 30 µs per request; 100 against 200 requests per second.
+        assert_eq!(pair.cpu_ratio(), Some(2.0));
+        assert_eq!(pair.throughput_ratio(), Some(0.5));
+    }
 }

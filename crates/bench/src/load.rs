@@ -1,6 +1,6 @@
 //! The load itself: the scenarios (REST and gRPC reveals, REST shares, raw `GETDEL`), each run
-//! against one server with one load shape, and the untimed shares that set them up (secrets to
-//! reveal, secrets left stored).
+//! against one server with one load shape, REST reveals on a bare floor server, and the untimed
+//! setup they need (secrets to reveal, plain Redis keys, secrets left stored).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,6 +9,8 @@ use burnbox_spec::v1::secrets_client::SecretsClient;
 use burnbox_spec::v1::{RevealSecretRequest, ShareSecretRequest};
 use bytes::Bytes;
 use clap::ValueEnum;
+use http::StatusCode;
+use redis::aio::MultiplexedConnection;
 use tokio::sync::Mutex;
 use tonic::transport::Channel;
 
@@ -25,7 +27,7 @@ pub enum Scenario {
     RevealRest,
     /// Timed reveals over gRPC.
     RevealGrpc,
-    /// Timed raw GETDEL on Redis: the floor.
+    /// Timed raw GETDEL on Redis: the store's part of a reveal, with no server at all.
     Baseline,
 }
 
@@ -250,6 +252,63 @@ where
 
 async fn reveal_rest(server: &Server, load: &Load) -> Result<Measured, String> {
     let secrets = create_secrets(server, load, load.requests).await?;
+    rest_reveals(server, load, secrets).await
+}
+
+/// Timed REST reveals on a floor: a bare server that answers `POST /api/v1/secret/{key}` with
+/// `GETDEL key` on `server.redis` and nothing else. Its keys are plain Redis strings set
+/// beforehand (untimed), as large as burnbox's records; the requests, connections and checks
+/// are [`reveal_rest`]'s, so the two differ only in the server.
+pub async fn reveal_floor(server: &Server, load: &Load) -> Result<Measured, String> {
+    let redis = server
+        .redis
+        .as_deref()
+        .ok_or_else(|| "the floor's Redis is not known".to_owned())?;
+    let connection = redis_connection(&redis_client(redis)?, redis).await?;
+    let prefix = format!("bench:{}:floor:", std::process::id());
+    let keys = set_plain_keys(&connection, prefix, load).await?;
+    rest_reveals(server, load, Arc::new(keys)).await
+}
+
+/// What a run of REST reveals asks for: request `index`'s path, and the value its answer must
+/// hold.
+trait RevealTargets: Send + Sync + 'static {
+    /// `/api/v1/secret/{key}`, built in the timed loop (one allocation, whatever the targets).
+    fn path(&self, index: usize) -> String;
+    /// The value the reveal must answer.
+    fn value(&self, index: usize) -> &str;
+}
+
+/// Secrets shared through a server: (key, value) by index.
+impl RevealTargets for Vec<(String, String)> {
+    fn path(&self, index: usize) -> String {
+        format!("/api/v1/secret/{}", self[index].0)
+    }
+
+    fn value(&self, index: usize) -> &str {
+        &self[index].1
+    }
+}
+
+impl RevealTargets for PlainKeys {
+    fn path(&self, index: usize) -> String {
+        format!("/api/v1/secret/{}{index}", self.prefix)
+    }
+
+    /// Every key holds the same value.
+    fn value(&self, _index: usize) -> &str {
+        &self.value
+    }
+}
+
+/// `load.requests` timed REST reveals of `targets` on `server`: one keep-alive connection per
+/// client, the key in the path, an empty body; a success is a 200 whose JSON `value` is the
+/// one expected.
+async fn rest_reveals(
+    server: &Server,
+    load: &Load,
+    targets: Arc<impl RevealTargets>,
+) -> Result<Measured, String> {
     let connections = rest_connections(server, load).await?;
     Ok(timed(
         server.redis.as_deref(),
@@ -257,18 +316,17 @@ async fn reveal_rest(server: &Server, load: &Load) -> Result<Measured, String> {
         load.concurrency,
         server.pid,
         move |worker, index| {
-            let (connections, secrets) = (connections.clone(), secrets.clone());
+            let (connections, targets) = (connections.clone(), targets.clone());
             async move {
-                let (key, value) = &secrets[index];
-                let path = format!("/api/v1/secret/{key}");
+                let path = targets.path(index);
                 let mut connection = connections[worker].lock().await;
                 let response = connection.post(&path, None, Bytes::new()).await?;
-                if !response.status.is_success() {
+                if response.status != StatusCode::OK {
                     return Ok(false);
                 }
                 let revealed: Revealed =
                     serde_json::from_slice(&response.body).map_err(|err| err.to_string())?;
-                Ok(revealed.value == *value)
+                Ok(revealed.value == targets.value(index))
             }
         },
     )
@@ -332,32 +390,54 @@ async fn share_rest(server: &Server, load: &Load) -> Result<Measured, String> {
     .await)
 }
 
-/// Raw `GETDEL` on `redis` with `load`'s clients over `connections` Redis connections, on keys
-/// as large as the server's records, set beforehand (untimed).
-pub async fn baseline(redis: &str, connections: usize, load: &Load) -> Result<Measured, String> {
-    let client = redis::Client::open(redis).map_err(|err| format!("Redis URL: {err}"))?;
-    let mut opened = Vec::new();
-    for _ in 0..connections.max(1) {
-        opened.push(
-            client
-                .get_multiplexed_async_connection()
-                .await
-                .map_err(|err| format!("cannot reach Redis at {redis}: {err}"))?,
-        );
+fn redis_client(redis: &str) -> Result<redis::Client, String> {
+    redis::Client::open(redis).map_err(|err| format!("Redis URL: {err}"))
+}
+
+async fn redis_connection(
+    client: &redis::Client,
+    redis: &str,
+) -> Result<MultiplexedConnection, String> {
+    client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|err| format!("cannot reach Redis at {redis}: {err}"))
+}
+
+/// Keys set as plain Redis strings for raw reads: `{prefix}{index}` for each index of a run,
+/// each holding `value`.
+struct PlainKeys {
+    prefix: String,
+    value: String,
+}
+
+impl PlainKeys {
+    /// The key of request `index`.
+    fn key(&self, index: usize) -> String {
+        format!("{}{index}", self.prefix)
     }
-    let connections = Arc::new(opened);
-    let connection = connections[0].clone();
-    // Records as large as the server's: the sealed secret plus nonce, tag and framing.
-    let stored = "y".repeat(load.secret_bytes + 64);
-    let run = std::process::id();
+}
+
+/// Sets `load.requests` keys under `prefix` (untimed, pipelined, an hour to live), each to a
+/// value as large as the server's records: the sealed secret plus nonce, tag and framing. A
+/// prefix used again overwrites what a previous run left.
+async fn set_plain_keys(
+    connection: &MultiplexedConnection,
+    prefix: String,
+    load: &Load,
+) -> Result<PlainKeys, String> {
+    let keys = PlainKeys {
+        prefix,
+        value: "y".repeat(load.secret_bytes + 64),
+    };
     let mut start = 0;
     while start < load.requests {
         let end = (start + 1000).min(load.requests);
         let mut pipe = redis::pipe();
         for index in start..end {
             pipe.cmd("SET")
-                .arg(format!("bench:{run}:{index}"))
-                .arg(&stored)
+                .arg(keys.key(index))
+                .arg(&keys.value)
                 .arg("EX")
                 .arg(3600)
                 .ignore();
@@ -368,6 +448,20 @@ pub async fn baseline(redis: &str, connections: usize, load: &Load) -> Result<Me
             .map_err(|err| err.to_string())?;
         start = end;
     }
+    Ok(keys)
+}
+
+/// Raw `GETDEL` on `redis` with `load`'s clients over `connections` Redis connections, on keys
+/// as large as the server's records, set beforehand (untimed).
+pub async fn baseline(redis: &str, connections: usize, load: &Load) -> Result<Measured, String> {
+    let client = redis_client(redis)?;
+    let mut opened = Vec::new();
+    for _ in 0..connections.max(1) {
+        opened.push(redis_connection(&client, redis).await?);
+    }
+    let connections = Arc::new(opened);
+    let prefix = format!("bench:{}:", std::process::id());
+    let keys = Arc::new(set_plain_keys(&connections[0], prefix, load).await?);
     Ok(timed(
         Some(redis),
         load.requests,
@@ -376,9 +470,10 @@ pub async fn baseline(redis: &str, connections: usize, load: &Load) -> Result<Me
         None,
         move |_, index| {
             let mut connection = connections[index % connections.len()].clone();
+            let keys = keys.clone();
             async move {
                 let value: Option<Vec<u8>> = redis::cmd("GETDEL")
-                    .arg(format!("bench:{run}:{index}"))
+                    .arg(keys.key(index))
                     .query_async(&mut connection)
                     .await
                     .map_err(|err| err.to_string())?;

@@ -1,5 +1,5 @@
-//! `burnbox-bench`: how close a reveal gets to its floor, one Redis round trip, and what the
-//! server costs as operators run it.
+//! `burnbox-bench`: how close a reveal gets to its floor (one Redis round trip, and a bare server
+//! doing nothing else), and what the server costs as operators run it.
 //!
 //! Against a running server and its Redis it measures, with the same client concurrency:
 //! shares over REST; reveals over REST (HTTP/1.1 keep-alive) and over gRPC (HTTP/2, a few
@@ -8,15 +8,19 @@
 //!
 //! - as deployed vs tuned: the same reveals on a second server on the same Redis that runs the
 //!   defaults (logging at info, rate limits on), alternating with the first;
+//! - tuned vs floor: REST reveals on the tuned server and on a bare server that only answers
+//!   them with `GETDEL` on the same Redis, alternating: how much of a reveal's CPU is burnbox's;
 //! - bytes per stored secret: Redis's `used_memory`, and a memory-store server's resident
 //!   memory, before and after N shares;
-//! - flat with size: REST reveals with few secrets stored, then with many.
+//! - flat with size: REST reveals from a store with few secrets stored and from a second one
+//!   (a second tuned server on a second Redis) with many, alternating.
 //!
-//! It prints throughput, latency percentiles, errors, each reveal's throughput as a ratio of the
-//! baseline's, the CPU time per request of Redis (from its `INFO`) and, given their pids, of the
-//! servers (their own cost, apart from what the load generator and Redis take of a shared
-//! machine), and the servers' peak memory, as tables or as JSON. It exits non-zero when any
-//! measured request failed.
+//! Each pair alternates its two sides in rounds (first, second, second, first…) so that a drift
+//! of the machine's speed cancels. It prints throughput, latency percentiles, errors, each
+//! reveal's throughput as a ratio of the baseline's, the CPU time per request of Redis (from
+//! its `INFO`) and, given their pids, of the servers (their own cost, apart from what the load
+//! generator and Redis take of a shared machine), and the servers' peak memory, as tables or as
+//! JSON. It exits non-zero when any measured request failed.
 
 mod compare;
 mod footprint;
@@ -28,7 +32,7 @@ mod rest;
 
 use clap::Parser;
 
-use crate::compare::{as_deployed_vs_tuned, flat_with_size};
+use crate::compare::{Store, as_deployed_vs_tuned, flat_with_size, tuned_vs_floor};
 use crate::footprint::Gauge;
 use crate::load::{Load, Scenario, Server, baseline, run, store_secrets};
 use crate::measure::peak_rss_mib;
@@ -44,8 +48,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 ///
 /// The server at --http/--grpc is the tuned one: rate limits off (BURNBOX_RATE_LIMIT_CREATE=0,
 /// BURNBOX_RATE_LIMIT_REVEAL=0). The one at --deployed-* keeps them on but too high to trip;
-/// the one at --memory-grpc runs without Redis, limits off. crates/bench/run.sh starts all
-/// three. The secrets it shares for bytes per secret and --preload stay stored (an hour).
+/// the one at --memory-grpc runs without Redis, limits off; the one at --large-* is tuned, on a
+/// Redis of its own. crates/bench/run.sh starts them all, and a floor when given one. The
+/// secrets it shares for bytes per secret, --preload and --flat-with-size stay stored (an hour).
 #[derive(Parser, Debug)]
 #[command(name = "burnbox-bench", version)]
 struct Args {
@@ -106,8 +111,9 @@ struct Args {
         default_value = "reveal-rest,reveal-grpc"
     )]
     pair_scenarios: Vec<Scenario>,
-    /// Runs of --requests per server and pair scenario, in the order tuned, deployed, deployed,
-    /// tuned… (an even number cancels a steady drift of the machine's speed); 0: no pair.
+    /// Runs of --requests per side of each pair (as deployed vs tuned, tuned vs floor, small vs
+    /// large store), in the order tuned, deployed, deployed, tuned… (an even number cancels a
+    /// steady drift of the machine's speed); 0: no deployed or floor pair.
     #[arg(long, default_value_t = 2)]
     pair_rounds: usize,
     /// Secrets shared (and left stored) to measure bytes per secret: Redis's `INFO memory`
@@ -126,16 +132,44 @@ struct Args {
     /// the timed scenarios.
     #[arg(long, default_value_t = 0)]
     preload: usize,
-    /// First of all, REST reveals on the tuned server with --stored-small secrets stored, then,
-    /// topped up, with --stored-large: throughput and p99 should not move with size.
+    /// REST base URL of a floor: a bare server on the same Redis (--redis) that answers
+    /// `POST /api/v1/secret/{key}` with `GETDEL key`, 200 `{"value":…}` or 404, and does nothing
+    /// else. REST reveals then run on the tuned server and on it, alternating, and the report
+    /// gives the ratios tuned/floor of CPU per request and of throughput.
     #[arg(long)]
+    floor_http: Option<String>,
+    /// Process id of the floor (its CPU per request and peak memory).
+    #[arg(long, requires = "floor_http")]
+    floor_pid: Option<u32>,
+    /// First of all, REST reveals from the tuned server's store with --stored-small secrets
+    /// stored and from the large one's (--large-*) with --stored-large, alternating:
+    /// throughput and p99 should not move with size.
+    #[arg(
+        long,
+        requires = "large_http",
+        requires = "large_grpc",
+        requires = "large_redis"
+    )]
     flat_with_size: bool,
-    /// Secrets stored for the first run of --flat-with-size.
+    /// Secrets stored in the tuned server's store for --flat-with-size.
     #[arg(long, default_value_t = 10_000)]
     stored_small: usize,
-    /// Secrets stored for the second run of --flat-with-size.
+    /// Secrets stored in the large store for --flat-with-size.
     #[arg(long, default_value_t = 1_000_000)]
     stored_large: usize,
+    /// REST base URL of the large store's server for --flat-with-size: tuned as the one at
+    /// --http, on a Redis of its own (--large-redis).
+    #[arg(long, requires = "flat_with_size")]
+    large_http: Option<String>,
+    /// gRPC URL of the large store's server.
+    #[arg(long, requires = "flat_with_size")]
+    large_grpc: Option<String>,
+    /// Process id of the large store's server (its CPU per request and peak memory).
+    #[arg(long, requires = "flat_with_size")]
+    large_pid: Option<u32>,
+    /// The Redis the large store's server uses (its CPU per request).
+    #[arg(long, requires = "flat_with_size")]
+    large_redis: Option<String>,
     /// Print JSON instead of tables.
     #[arg(long)]
     json: bool,
@@ -149,14 +183,18 @@ impl Args {
         if self.flat_with_size && self.stored_large < self.stored_small {
             return Err("--stored-large must be at least --stored-small".into());
         }
+        if self.flat_with_size && self.pair_rounds == 0 {
+            return Err("--flat-with-size needs --pair-rounds of at least 1".into());
+        }
         Ok(())
     }
 }
 
 /// Runs every measurement the arguments ask for, in an order that keeps each meaningful:
-/// the size pair first (it needs few secrets stored), then bytes per secret (before rate-limit
-/// entries of the deployed server come and go in the same Redis), the preload, the tuned
-/// server's scenarios, and the deployed pair.
+/// the size pair first (its small store is the tuned server's, which bytes per secret and the
+/// preload then fill), then bytes per secret (before rate-limit entries of the deployed server
+/// come and go in the same Redis), the preload, the tuned server's scenarios, the deployed pair
+/// and the floor pair.
 async fn measure_all(args: &Args) -> Result<Report, String> {
     let load = Load {
         requests: args.requests,
@@ -174,16 +212,46 @@ async fn measure_all(args: &Args) -> Result<Report, String> {
     let mut stored = 0;
 
     let size = if args.flat_with_size {
+        let large = Server {
+            http: args
+                .large_http
+                .clone()
+                .ok_or("--flat-with-size needs --large-http")?,
+            grpc: args
+                .large_grpc
+                .clone()
+                .ok_or("--flat-with-size needs --large-grpc")?,
+            pid: args.large_pid,
+            redis: Some(
+                args.large_redis
+                    .clone()
+                    .ok_or("--flat-with-size needs --large-redis")?,
+            ),
+        };
+        if large.redis.as_deref() == Some(args.redis.as_str()) {
+            eprintln!(
+                "burnbox-bench: the large store is the tuned server's Redis: flat with size measures nothing"
+            );
+        }
         eprintln!(
-            "burnbox-bench: flat with size: {} then {} secrets stored",
-            args.stored_small, args.stored_large
+            "burnbox-bench: flat with size: {} secrets stored in one store, {} in the other, {} runs each",
+            args.stored_small, args.stored_large, args.pair_rounds
         );
+        // Secrets this run left stored in the large store.
+        let mut large_stored = 0;
         let pair = flat_with_size(
-            &tuned,
+            Store {
+                server: &tuned,
+                stored: &mut stored,
+            },
+            Store {
+                server: &large,
+                stored: &mut large_stored,
+            },
             &load,
             args.stored_small,
             args.stored_large,
-            &mut stored,
+            args.pair_rounds,
         )
         .await
         .map_err(|problem| format!("flat with size: {problem}"))?;
@@ -284,12 +352,38 @@ async fn measure_all(args: &Args) -> Result<Report, String> {
         }
     }
 
+    let mut floor = None;
+    if let Some(http) = &args.floor_http
+        && args.pair_rounds > 0
+    {
+        let floor_server = Server {
+            http: http.clone(),
+            grpc: String::new(),
+            pid: args.floor_pid,
+            redis: Some(args.redis.clone()),
+        };
+        eprintln!(
+            "burnbox-bench: tuned vs floor, {} runs each",
+            args.pair_rounds
+        );
+        let pair = tuned_vs_floor(&tuned, &floor_server, &load, args.pair_rounds)
+            .await
+            .map_err(|problem| format!("tuned vs floor: {problem}"))?;
+        floor = Some(pair);
+    }
+
     let mut peaks = vec![("tuned", args.server_pid.and_then(peak_rss_mib))];
     if deployed.is_some() {
         peaks.push(("as deployed", args.deployed_pid.and_then(peak_rss_mib)));
     }
     if args.memory_grpc.is_some() && args.bytes_per_secret > 0 {
         peaks.push(("memory store", args.memory_pid.and_then(peak_rss_mib)));
+    }
+    if args.flat_with_size {
+        peaks.push(("large store", args.large_pid.and_then(peak_rss_mib)));
+    }
+    if args.floor_http.is_some() {
+        peaks.push(("floor", args.floor_pid.and_then(peak_rss_mib)));
     }
     Ok(Report {
         settings: Settings {
@@ -302,6 +396,7 @@ async fn measure_all(args: &Args) -> Result<Report, String> {
         },
         scenarios,
         pairs,
+        floor,
         footprints,
         size,
         peak_rss_mib: peaks,
@@ -333,4 +428,70 @@ async fn main() -> std::process::ExitCode {
         return std::process::ExitCode::FAILURE;
     }
     std::process::ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Args;
+
+    fn parse(extra: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("burnbox-bench").chain(extra.iter().copied()))
+    }
+
+    const LARGE: [&str; 8] = [
+        "--large-http",
+        "http://127.0.0.1:1",
+        "--large-grpc",
+        "http://127.0.0.1:2",
+        "--large-redis",
+        "redis://127.0.0.1:3/",
+        "--large-pid",
+        "4",
+    ];
+
+    #[test]
+    fn flat_with_size_needs_the_large_store() {
+        assert!(parse(&["--flat-with-size"]).is_err());
+        // The pid is optional, as the tuned server's is.
+        let without_pid = &LARGE[..6];
+        let args = parse(&[&["--flat-with-size"], without_pid].concat()).expect("parses");
+        assert!(args.flat_with_size && args.large_pid.is_none());
+        for missing in [0, 2, 4] {
+            let mut partial = LARGE.to_vec();
+            partial.drain(missing..missing + 2);
+            partial.push("--flat-with-size");
+            assert!(
+                parse(&partial).is_err(),
+                "{} was not missed",
+                LARGE[missing]
+            );
+        }
+    }
+
+    #[test]
+    fn the_large_store_is_only_for_flat_with_size() {
+        assert!(parse(&LARGE).is_err());
+        let args = parse(&[&LARGE[..], &["--flat-with-size"]].concat()).expect("parses");
+        assert_eq!(args.large_pid, Some(4));
+        assert!(args.check().is_ok());
+    }
+
+    #[test]
+    fn flat_with_size_needs_a_round() {
+        let args = parse(&[&LARGE[..], &["--flat-with-size", "--pair-rounds", "0"]].concat())
+            .expect("parses");
+        assert!(args.check().is_err());
+    }
+
+    #[test]
+    fn the_floor_is_optional_and_its_pid_needs_its_url() {
+        assert!(parse(&[]).expect("parses").floor_http.is_none());
+        assert!(parse(&["--floor-pid", "7"]).is_err());
+        let args =
+            parse(&["--floor-http", "http://127.0.0.1:5", "--floor-pid", "7"]).expect("parses");
+        assert_eq!(args.floor_http.as_deref(), Some("http://127.0.0.1:5"));
+        assert_eq!(args.floor_pid, Some(7));
+    }
 }

@@ -2,9 +2,9 @@
 
 use serde_json::{Value, json};
 
-use crate::compare::{DeployedPair, SizePair};
+use crate::compare::{DeployedPair, FloorPair, SizePair};
 use crate::footprint::Footprint;
-use crate::load::Scenario;
+use crate::load::{Scenario, Stored};
 use crate::measure::Measured;
 
 /// The load every measurement shared.
@@ -33,9 +33,12 @@ pub struct Report {
     /// The tuned server's scenarios, in the order run.
     pub scenarios: Vec<(Scenario, Measured)>,
     pub pairs: Vec<DeployedPair>,
+    /// REST reveals on the tuned server and on a floor, if one was given.
+    pub floor: Option<FloorPair>,
     pub footprints: Vec<StoreFootprint>,
     pub size: Option<SizePair>,
-    /// Peak resident memory per server ("tuned", "as deployed", "memory store"), in MiB.
+    /// Peak resident memory per server ("tuned", "as deployed", "memory store", "large store",
+    /// "floor"), in MiB.
     pub peak_rss_mib: Vec<(&'static str, Option<f64>)>,
 }
 
@@ -51,11 +54,15 @@ impl Report {
             .pairs
             .iter()
             .map(|pair| pair.tuned.errors + pair.deployed.errors);
+        let floor = self
+            .floor
+            .iter()
+            .map(|pair| pair.tuned.errors + pair.floor.errors);
         let size = self
             .size
             .iter()
             .map(|size| size.small.errors + size.large.errors);
-        scenarios.chain(pairs).chain(size).sum()
+        scenarios.chain(pairs).chain(floor).chain(size).sum()
     }
 
     fn baseline_throughput(&self) -> Option<f64> {
@@ -63,14 +70,14 @@ impl Report {
             .iter()
             .find(|(scenario, _)| *scenario == Scenario::Baseline)
             .map(|(_, measured)| measured.throughput())
-            .filter(|floor| *floor > 0.0)
+            .filter(|baseline| *baseline > 0.0)
     }
 
     fn ratio_to_baseline(&self, scenario: Scenario, measured: &Measured) -> Option<f64> {
         match scenario {
             Scenario::RevealRest | Scenario::RevealGrpc => self
                 .baseline_throughput()
-                .map(|floor| measured.throughput() / floor),
+                .map(|baseline| measured.throughput() / baseline),
             Scenario::ShareRest | Scenario::Baseline => None,
         }
     }
@@ -103,6 +110,16 @@ impl Report {
                 })
             })
             .collect();
+        let floor = self.floor.as_ref().map(|pair| {
+            json!({
+                "scenario": Scenario::RevealRest.name(),
+                "rounds_per_server": pair.rounds,
+                "tuned": measured_json(&pair.tuned),
+                "floor": measured_json(&pair.floor),
+                "server_cpu_ratio": pair.cpu_ratio(),
+                "throughput_ratio": pair.throughput_ratio(),
+            })
+        });
         let mut footprints = serde_json::Map::new();
         for store in &self.footprints {
             let footprint = &store.footprint;
@@ -126,15 +143,15 @@ impl Report {
             large["stored"] = json!(size.large_stored);
             json!({
                 "scenario": Scenario::RevealRest.name(),
+                "rounds_per_store": size.rounds,
                 "small": small,
                 "large": large,
                 "throughput_ratio": size.throughput_ratio(),
                 "p99_ratio": size.p99_ratio(),
                 "tolerance": SIZE_TOLERANCE,
-                "top_up": {
-                    "secrets": size.top_up.count,
-                    "seconds": size.top_up.elapsed.as_secs_f64(),
-                    "per_second": size.top_up.rate(),
+                "fill": {
+                    "small": stored_json(&size.small_fill),
+                    "large": stored_json(&size.large_fill),
                 },
             })
         });
@@ -154,6 +171,7 @@ impl Report {
             "server_peak_rss_mib": self.peak_rss_mib.first().and_then(|(_, mib)| *mib),
             "peak_rss_mib": peak_rss,
             "as_deployed_vs_tuned": pairs,
+            "tuned_vs_floor": floor,
             "bytes_per_secret": footprints,
             "flat_with_size": size,
         })
@@ -214,11 +232,37 @@ impl Report {
                 times(pair.cpu_ratio()),
             );
         }
+        if let Some(pair) = &self.floor {
+            println!();
+            println!(
+                "tuned vs floor (a bare GETDEL server): same Redis, same client, same load, {} runs of {} requests on each server (tuned, floor, floor, tuned, …)",
+                pair.rounds, settings.requests
+            );
+            println!("{:<28} {}", "scenario / server", HEADER);
+            let name = Scenario::RevealRest.name();
+            println!(
+                "{:<28} {}",
+                format!("{name}, tuned"),
+                measured_cells(&pair.tuned)
+            );
+            println!(
+                "{:<28} {}",
+                format!("{name}, floor"),
+                measured_cells(&pair.floor)
+            );
+            println!(
+                "{:<28} tuned/floor: {} server CPU per request, {} req/s",
+                "",
+                times(pair.cpu_ratio()),
+                times(pair.throughput_ratio()),
+            );
+        }
         if let Some(size) = &self.size {
             println!();
             println!(
-                "flat with size: {}, {} requests per run, with {} and with {} secrets stored",
+                "flat with size: {}, {} runs of {} requests on each store (small, large, large, small, …), one with {} and one with {} secrets stored",
                 Scenario::RevealRest.name(),
+                size.rounds,
                 settings.requests,
                 size.small_stored,
                 size.large_stored
@@ -227,16 +271,19 @@ impl Report {
             println!("{:<16} {}", size.small_stored, measured_cells(&size.small));
             println!("{:<16} {}", size.large_stored, measured_cells(&size.large));
             println!(
-                "{:<16} {}/{}: {} req/s, {} p99 (target: both within {:.0} %); stored {} secrets in {:.1} s ({:.0}/s)",
+                "{:<16} {}/{}: {} req/s, {} p99 (target: both within {:.0} %)",
                 "",
                 size.large_stored,
                 size.small_stored,
                 times(size.throughput_ratio()),
                 times(size.p99_ratio()),
                 SIZE_TOLERANCE * 100.0,
-                size.top_up.count,
-                size.top_up.elapsed.as_secs_f64(),
-                size.top_up.rate(),
+            );
+            println!(
+                "{:<16} filled: the small store with {}, the large one with {}",
+                "",
+                filled(&size.small_fill),
+                filled(&size.large_fill),
             );
         }
         if let Some(first) = self.footprints.first() {
@@ -307,6 +354,23 @@ fn measured_json(measured: &Measured) -> Value {
         "server_cpu_us_per_request": measured.server_micros_per_request(),
         "redis_cpu_us_per_request": measured.redis_micros_per_request(),
     })
+}
+
+fn stored_json(stored: &Stored) -> Value {
+    json!({
+        "secrets": stored.count,
+        "seconds": stored.elapsed.as_secs_f64(),
+        "per_second": stored.rate(),
+    })
+}
+
+fn filled(stored: &Stored) -> String {
+    format!(
+        "{} secrets in {:.1} s ({:.0}/s)",
+        stored.count,
+        stored.elapsed.as_secs_f64(),
+        stored.rate()
+    )
 }
 
 fn times(ratio: Option<f64>) -> String {
