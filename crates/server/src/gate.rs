@@ -141,29 +141,33 @@ impl Gate {
         let Some(class) = operation.class() else {
             return authenticated;
         };
-        let (limit, counted_as) = match &authenticated {
-            Ok(caller) if !caller.is_anonymous() => (
-                self.limits.customer.of(class),
-                format!("customer:{}", caller.custid()),
-            ),
-            Ok(_) | Err(_) => (
-                self.limits.anonymous.of(class),
-                format!("address:{}", self.client_address(origin)),
-            ),
+        let customer = match &authenticated {
+            Ok(caller) if !caller.is_anonymous() => Some(caller),
+            Ok(_) | Err(_) => None,
+        };
+        let limit = match customer {
+            Some(_) => self.limits.customer.of(class),
+            None => self.limits.anonymous.of(class),
+        };
+        // No limit: nothing to count, and no name to build for the count.
+        if limit == 0 {
+            return authenticated;
+        }
+        let counted_as = match customer {
+            Some(caller) => format!("customer:{}", caller.custid()),
+            None => format!("address:{}", self.client_address(origin)),
         };
         self.check_rate(class, limit, &counted_as).await?;
         authenticated
     }
 
+    /// Counts a request of `class` against `limit` (not 0) for `counted_as`.
     async fn check_rate(
         &self,
         class: ActionClass,
         limit: u32,
         counted_as: &str,
     ) -> Result<(), Error> {
-        if limit == 0 {
-            return Ok(());
-        }
         let key = RateKey::new(class.name(), counted_as);
         match self.allowances.admit(&key, limit, WINDOW).await? {
             RateDecision::Allowed { .. } => Ok(()),

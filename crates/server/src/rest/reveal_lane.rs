@@ -112,3 +112,51 @@ impl<E: Endpoint> Endpoint for RevealLane<E> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use poem::http::Method;
+
+    use super::*;
+
+    fn key_of(method: Method, uri: &str) -> Option<String> {
+        let request = Request::builder().method(method).uri_str(uri).finish();
+        lane_key(&request).map(str::to_owned)
+    }
+
+    #[test]
+    fn plain_reveals_take_the_lane() {
+        assert_eq!(
+            key_of(Method::POST, "/api/v1/secret/abc123XYZ").as_deref(),
+            Some("abc123XYZ")
+        );
+        // The query string is the handler's to read, as on the routed operation.
+        assert_eq!(
+            key_of(Method::POST, "/api/v1/secret/abc?passphrase=x").as_deref(),
+            Some("abc")
+        );
+    }
+
+    #[test]
+    fn everything_else_is_routed() {
+        for (method, uri) in [
+            (Method::GET, "/api/v1/secret/abc"),
+            (Method::HEAD, "/api/v1/secret/abc"),
+            (Method::POST, "/api/v1/secret/"),
+            (Method::POST, "/api/v1/secret/abc/"),
+            (Method::POST, "/api/v1/secret/abc/status"),
+            (Method::POST, "/api/v1/secret/a%62c"),
+            (Method::POST, "/api/v1/secret/a.b"),
+            (Method::POST, "/api/v1/secret/a-b"),
+            (Method::POST, "/api/v1/secrets/abc"),
+            (Method::POST, "/api/v2/secret/abc"),
+            (Method::POST, "/secret/abc"),
+        ] {
+            assert_eq!(key_of(method.clone(), uri), None, "{method} {uri}");
+        }
+        let long = format!("/api/v1/secret/{}", "a".repeat(MAX_LANE_KEY_BYTES + 1));
+        assert_eq!(key_of(Method::POST, &long), None);
+        let longest = format!("/api/v1/secret/{}", "a".repeat(MAX_LANE_KEY_BYTES));
+        assert!(key_of(Method::POST, &longest).is_some());
+    }
+}
