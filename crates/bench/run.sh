@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduces the performance figures on one machine: builds the release binaries, starts a Redis
-# of its own and three servers, and runs burnbox-bench against them with the arguments given
+# of its own and the servers below, and runs burnbox-bench against them with the arguments given
 # (default: 20000 requests per scenario, 50 clients, bytes per secret over 100000 secrets; add
 # --flat-with-size for reveals with 10k and 1M secrets stored). The servers:
 # - tuned, on that Redis: rate limits off, BURNBOX_LOG=warn, no trace export;
@@ -8,8 +8,9 @@
 #   default format, written to a file as a collector would read it), rate limits on but set too
 #   high to trip;
 # - memory store: no Redis, rate limits off, for the memory store's bytes per secret;
-# - with --flat-with-size, large: a second tuned server (same settings, same master key) on a
-#   second Redis, which holds the many secrets while the first holds the few.
+# - with --flat-with-size, small and large: two more tuned servers (same settings, same master
+#   key), each on a Redis of its own, one holding the few secrets and one the many (the tuned
+#   server's Redis stays fresh for bytes per secret).
 # A floor: if BURNBOX_BENCH_FLOOR names an executable, it is started as
 # `REDIS=<redis url> ADDR=127.0.0.1:<port> "$BURNBOX_BENCH_FLOOR"` and REST reveals are measured
 # on it against the tuned server. A floor is a bare server the operator provides that answers
@@ -106,6 +107,10 @@ memory_grpc=$grpc_port memory_pid=$server_pid
 
 more=()
 if [ -n "$flat_with_size" ]; then
+  start_redis small-redis
+  start_server small BURNBOX_REDIS_URL="$redis_url" "${tuned_settings[@]}"
+  more+=(--small-http "http://127.0.0.1:$http_port" --small-grpc "http://127.0.0.1:$grpc_port"
+    --small-pid "$server_pid" --small-redis "$redis_url")
   start_redis large-redis
   start_server large BURNBOX_REDIS_URL="$redis_url" "${tuned_settings[@]}"
   more+=(--large-http "http://127.0.0.1:$http_port" --large-grpc "http://127.0.0.1:$grpc_port"

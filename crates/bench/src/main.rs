@@ -48,8 +48,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 ///
 /// The server at --http/--grpc is the tuned one: rate limits off (BURNBOX_RATE_LIMIT_CREATE=0,
 /// BURNBOX_RATE_LIMIT_REVEAL=0). The one at --deployed-* keeps them on but too high to trip;
-/// the one at --memory-grpc runs without Redis, limits off; the one at --large-* is tuned, on a
-/// Redis of its own. crates/bench/run.sh starts them all, and a floor when given one. The
+/// the one at --memory-grpc runs without Redis, limits off; those at --large-* and --small-*
+/// are tuned, each on a Redis of its own. crates/bench/run.sh starts them all, and a floor when given one. The
 /// secrets it shares for bytes per secret, --preload and --flat-with-size stay stored (an hour).
 #[derive(Parser, Debug)]
 #[command(name = "burnbox-bench", version)]
@@ -141,9 +141,9 @@ struct Args {
     /// Process id of the floor (its CPU per request and peak memory).
     #[arg(long, requires = "floor_http")]
     floor_pid: Option<u32>,
-    /// First of all, REST reveals from the tuned server's store with --stored-small secrets
-    /// stored and from the large one's (--large-*) with --stored-large, alternating:
-    /// throughput and p99 should not move with size.
+    /// First of all, REST reveals from the small store (--small-*, or the tuned server's) with
+    /// --stored-small secrets stored and from the large one (--large-*) with --stored-large,
+    /// alternating: throughput and p99 should not move with size.
     #[arg(
         long,
         requires = "large_http",
@@ -151,7 +151,7 @@ struct Args {
         requires = "large_redis"
     )]
     flat_with_size: bool,
-    /// Secrets stored in the tuned server's store for --flat-with-size.
+    /// Secrets stored in the small store for --flat-with-size.
     #[arg(long, default_value_t = 10_000)]
     stored_small: usize,
     /// Secrets stored in the large store for --flat-with-size.
@@ -170,6 +170,26 @@ struct Args {
     /// The Redis the large store's server uses (its CPU per request).
     #[arg(long, requires = "flat_with_size")]
     large_redis: Option<String>,
+    /// REST base URL of the small store's server for --flat-with-size (default: the tuned
+    /// server at --http). A server of its own, on a Redis of its own (--small-redis), leaves
+    /// the tuned server's Redis as fresh for bytes per secret as without --flat-with-size: the
+    /// size pair's secrets would otherwise fill it past a doubling of Redis's key tables.
+    #[arg(
+        long,
+        requires = "flat_with_size",
+        requires = "small_grpc",
+        requires = "small_redis"
+    )]
+    small_http: Option<String>,
+    /// gRPC URL of the small store's server.
+    #[arg(long, requires = "small_http")]
+    small_grpc: Option<String>,
+    /// Process id of the small store's server.
+    #[arg(long, requires = "small_http")]
+    small_pid: Option<u32>,
+    /// The Redis the small store's server uses.
+    #[arg(long, requires = "small_http")]
+    small_redis: Option<String>,
     /// Print JSON instead of tables.
     #[arg(long)]
     json: bool,
@@ -237,13 +257,32 @@ async fn measure_all(args: &Args) -> Result<Report, String> {
             "burnbox-bench: flat with size: {} secrets stored in one store, {} in the other, {} runs each",
             args.stored_small, args.stored_large, args.pair_rounds
         );
-        // Secrets this run left stored in the large store.
+        // Secrets this run left stored in the large store, and in the small one if it is not
+        // the tuned server's.
         let mut large_stored = 0;
-        let pair = flat_with_size(
-            Store {
+        let mut small_stored = 0;
+        let own_small = args
+            .small_http
+            .clone()
+            .zip(args.small_grpc.clone())
+            .map(|(http, grpc)| Server {
+                http,
+                grpc,
+                pid: args.small_pid,
+                redis: args.small_redis.clone(),
+            });
+        let small = match &own_small {
+            Some(server) => Store {
+                server,
+                stored: &mut small_stored,
+            },
+            None => Store {
                 server: &tuned,
                 stored: &mut stored,
             },
+        };
+        let pair = flat_with_size(
+            small,
             Store {
                 server: &large,
                 stored: &mut large_stored,
@@ -380,6 +419,9 @@ async fn measure_all(args: &Args) -> Result<Report, String> {
         peaks.push(("memory store", args.memory_pid.and_then(peak_rss_mib)));
     }
     if args.flat_with_size {
+        if args.small_http.is_some() {
+            peaks.push(("small store", args.small_pid.and_then(peak_rss_mib)));
+        }
         peaks.push(("large store", args.large_pid.and_then(peak_rss_mib)));
     }
     if args.floor_http.is_some() {
