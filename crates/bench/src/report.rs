@@ -214,16 +214,9 @@ impl Report {
             println!("{:<28} {}", "scenario / server", HEADER);
         }
         for pair in &self.pairs {
-            let name = pair.scenario.name();
-            println!(
-                "{:<28} {}",
-                format!("{name}, tuned"),
-                measured_cells(&pair.tuned)
-            );
-            println!(
-                "{:<28} {}",
-                format!("{name}, as deployed"),
-                measured_cells(&pair.deployed)
+            print_sides(
+                pair.scenario.name(),
+                [("tuned", &pair.tuned), ("as deployed", &pair.deployed)],
             );
             println!(
                 "{:<28} deployed/tuned: {} req/s (target ≥ {DEPLOYED_TARGET:.2}), {} server CPU per request",
@@ -239,16 +232,9 @@ impl Report {
                 pair.rounds, settings.requests
             );
             println!("{:<28} {}", "scenario / server", HEADER);
-            let name = Scenario::RevealRest.name();
-            println!(
-                "{:<28} {}",
-                format!("{name}, tuned"),
-                measured_cells(&pair.tuned)
-            );
-            println!(
-                "{:<28} {}",
-                format!("{name}, floor"),
-                measured_cells(&pair.floor)
+            print_sides(
+                Scenario::RevealRest.name(),
+                [("tuned", &pair.tuned), ("floor", &pair.floor)],
             );
             println!(
                 "{:<28} tuned/floor: {} server CPU per request, {} req/s",
@@ -320,6 +306,17 @@ impl Report {
 /// The columns [`measured_cells`] fills.
 const HEADER: &str =
     "     req/s  errors    p50 ms    p90 ms    p99 ms    max ms server µs/req Redis µs/req";
+
+/// One row per side of a pair: the scenario and the side's name, then its measurements.
+fn print_sides(scenario: &str, sides: [(&str, &Measured); 2]) {
+    for (side, measured) in sides {
+        println!(
+            "{:<28} {}",
+            format!("{scenario}, {side}"),
+            measured_cells(measured)
+        );
+    }
+}
 
 fn measured_cells(measured: &Measured) -> String {
     format!(
