@@ -266,9 +266,9 @@ async fn parse_body<T: DeserializeOwned>(
         Some(FORM) => form_fields::<T>(bytes, known_fields)?,
         Some(JSON) => json_fields::<T>(bytes)?,
         Some(MULTIPART) => {
-            // Boxed: the multipart parser's state is kilobytes, and unboxed it would make
-            // every request's future that large, copied at each layer above (a rare body
-            // should not cost the common ones).
+            // Boxed: unboxed, the multipart parser's state would be part of every request's
+            // future, which the layers above move whole; a rare body should not make the
+            // common ones larger.
             let fields = Box::pin(multipart_fields(
                 content_type.unwrap_or_default(),
                 bytes,
