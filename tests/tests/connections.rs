@@ -14,6 +14,7 @@ use burnbox_server::Config;
 use burnbox_tests::{Backend, TestServer, assert_rest_error, grpc_share_request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tonic::Code;
 
 /// The upper bound of every wait for the server to do something: a failure, not a timing.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -347,17 +348,33 @@ async fn grpc_connections_are_asked_to_close_at_their_maximum_age() {
         .expect("the server sends GOAWAY");
     assert!(started.elapsed() >= Duration::from_secs(1));
     // A real client reconnects by itself: calls on one channel across several connection ages
-    // all succeed.
+    // all succeed. One race is HTTP/2's own: a call the client starts as the GOAWAY reaches it
+    // can land after the server's final GOAWAY, unprocessed, and fail as cancelled; gRPC
+    // clients retry such a call (tonic does not), so this one does, once, and at most once per
+    // connection age. Seen only on a loaded machine.
     let mut client = server.grpc().await;
-    let until = Instant::now() + Duration::from_millis(3500);
+    let spread = Duration::from_millis(3500);
+    let until = Instant::now() + spread;
     let mut calls = 0;
+    let mut retried = 0;
     while Instant::now() < until {
-        let shared = client.share_secret(grpc_share_request("across ages")).await;
+        let mut shared = client.share_secret(grpc_share_request("across ages")).await;
+        if let Err(status) = &shared
+            && matches!(status.code(), Code::Cancelled | Code::Unavailable)
+        {
+            retried += 1;
+            shared = client.share_secret(grpc_share_request("across ages")).await;
+        }
         assert!(shared.is_ok(), "call {calls}: {shared:?}");
         calls += 1;
         // Spreads the calls over several connection ages (the scenario), not a wait for anything.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let ages = spread.as_secs() + 1;
+    assert!(
+        retried <= ages,
+        "{retried} of {calls} calls needed a retry: more than one per connection age ({ages})"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
