@@ -99,22 +99,23 @@ async fn grpc_clients(server: &Server, load: &Load) -> Result<Vec<SecretsClient<
     Ok(clients)
 }
 
-/// Creates `count` secrets over gRPC (untimed) and returns their keys with their values.
-async fn create_secrets(
+/// Shares `count` secrets through `server` over gRPC (untimed): value [`secret_value`], an hour
+/// to live, `load.concurrency` shares in flight on `load.grpc_connections` connections. Hands
+/// each share's index, key and value to `keep`; returns how many shares failed.
+async fn share_secrets<K>(
     server: &Server,
     load: &Load,
     count: usize,
-) -> Result<Arc<Vec<(String, String)>>, String> {
+    keep: K,
+) -> Result<usize, String>
+where
+    K: Fn(usize, String, String) -> Result<(), String> + Clone + Send + Sync + 'static,
+{
     let clients = Arc::new(grpc_clients(server, load).await?);
-    let created = Arc::new(std::sync::Mutex::new(vec![
-        (String::new(), String::new());
-        count
-    ]));
     let bytes = load.secret_bytes;
-    let (clients_ref, created_ref) = (clients.clone(), created.clone());
     let measured = drive(count, load.concurrency, None, move |_, index| {
-        let mut client = clients_ref[index % clients_ref.len()].clone();
-        let created = created_ref.clone();
+        let mut client = clients[index % clients.len()].clone();
+        let keep = keep.clone();
         async move {
             let value = secret_value(index, bytes);
             let request = ShareSecretRequest {
@@ -126,16 +127,38 @@ async fn create_secrets(
                 .share_secret(request)
                 .await
                 .map_err(|status| status.to_string())?;
-            let key = receipt.into_inner().secret_key.unwrap_or_default();
-            created.lock().map_err(|_| "lock poisoned".to_owned())?[index] = (key, value);
+            keep(
+                index,
+                receipt.into_inner().secret_key.unwrap_or_default(),
+                value,
+            )?;
             Ok(true)
         }
     })
     .await;
-    if measured.errors > 0 {
+    Ok(measured.errors)
+}
+
+/// Creates `count` secrets over gRPC (untimed) and returns their keys with their values.
+async fn create_secrets(
+    server: &Server,
+    load: &Load,
+    count: usize,
+) -> Result<Arc<Vec<(String, String)>>, String> {
+    let created = Arc::new(std::sync::Mutex::new(vec![
+        (String::new(), String::new());
+        count
+    ]));
+    let created_ref = created.clone();
+    let errors = share_secrets(server, load, count, move |index, key, value| {
+        created_ref.lock().map_err(|_| "lock poisoned".to_owned())?[index] = (key, value);
+        Ok(())
+    })
+    .await?;
+    if errors > 0 {
         return Err(format!(
-            "{} of {count} secrets could not be created at {} (are rate limits off or high enough?)",
-            measured.errors, server.grpc
+            "{errors} of {count} secrets could not be created at {} (are rate limits off or high enough?)",
+            server.grpc
         ));
     }
     let created = std::mem::take(&mut *created.lock().map_err(|_| "lock poisoned".to_owned())?);
@@ -172,28 +195,11 @@ impl Stored {
 pub async fn store_secrets(server: &Server, load: &Load, count: usize) -> Result<Stored, String> {
     let started = Instant::now();
     if count > 0 {
-        let clients = Arc::new(grpc_clients(server, load).await?);
-        let bytes = load.secret_bytes;
-        let measured = drive(count, load.concurrency, None, move |_, index| {
-            let mut client = clients[index % clients.len()].clone();
-            async move {
-                let request = ShareSecretRequest {
-                    secret: secret_value(index, bytes),
-                    ttl: Some(3600),
-                    ..Default::default()
-                };
-                client
-                    .share_secret(request)
-                    .await
-                    .map_err(|status| status.to_string())?;
-                Ok(true)
-            }
-        })
-        .await;
-        if measured.errors > 0 {
+        let errors = share_secrets(server, load, count, |_, _, _| Ok(())).await?;
+        if errors > 0 {
             return Err(format!(
-                "{} of {count} secrets could not be stored at {}",
-                measured.errors, server.grpc
+                "{errors} of {count} secrets could not be stored at {}",
+                server.grpc
             ));
         }
     }
