@@ -17,9 +17,7 @@ use poem::{Endpoint, IntoResponse, PathPattern, Request, Response};
 use poem_openapi::{ApiExtractor, ExtractParamOptions, OperationId};
 
 use super::{API_PREFIX, FormOrJson, RestApi, RevealForm, origin_of};
-
-/// The operation id poem-openapi gives the reveal (its `#[oai(operation_id)]`).
-const REVEAL_OPERATION: &str = "reveal";
+use crate::operations::Operation;
 
 /// The longest key the lane takes; longer ones are routed (and refused there as unknown).
 const MAX_LANE_KEY_BYTES: usize = 128;
@@ -100,12 +98,12 @@ impl<E: Endpoint> Endpoint for RevealLane<E> {
         let pattern = PathPattern(self.pattern.clone());
         match answer {
             Ok(mut response) => {
-                response.set_data(OperationId(REVEAL_OPERATION));
+                response.set_data(OperationId(Operation::Reveal.name()));
                 response.set_data(pattern);
                 Ok(response)
             }
             Err(mut err) => {
-                err.set_data(OperationId(REVEAL_OPERATION));
+                err.set_data(OperationId(Operation::Reveal.name()));
                 err.set_data(pattern);
                 Err(err)
             }
