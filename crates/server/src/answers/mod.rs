@@ -1,6 +1,8 @@
 //! What the handler answers, as each transport writes it: `rest` holds the REST bodies and
 //! `grpc` the mapping to the gRPC messages, each from the same core types. The two are tested
 //! here side by side, by value: one receipt with a distinct value in every field, through both.
+//! Each REST body is checked as written on the wire (serde) and as the OpenAPI document describes
+//! it (poem-openapi's `ToJSON`): the two must be the same JSON.
 
 pub mod grpc;
 pub mod rest;
@@ -10,6 +12,7 @@ mod tests {
     use burnbox_core::{Burned, Generated, Receipt, ReceiptState, Revealed, SecretStatus};
     use burnbox_spec::v1 as pb;
     use poem_openapi::types::ToJSON;
+    use serde::Serialize;
     use serde_json::json;
 
     use super::rest::{BurnBody, ReceiptBody, RevealBody, SecretStatusBody};
@@ -35,8 +38,16 @@ mod tests {
         }
     }
 
-    fn rest_json(body: &impl ToJSON) -> serde_json::Value {
-        body.to_json().expect("a JSON body")
+    /// A body as the REST answer writes it, after checking that the OpenAPI document's writing
+    /// of it is the same JSON.
+    fn rest_json(body: &(impl ToJSON + Serialize)) -> serde_json::Value {
+        let written = serde_json::to_value(body).expect("a JSON body");
+        assert_eq!(
+            Some(&written),
+            body.to_json().as_ref(),
+            "the answer as written and as documented differ"
+        );
+        written
     }
 
     #[test]
@@ -65,6 +76,11 @@ mod tests {
             "has_passphrase": true,
         });
         assert_eq!(rest_json(&ReceiptBody::from(receipt())), rest);
+        // Recent receipts: a list of them.
+        assert_eq!(
+            rest_json(&vec![ReceiptBody::from(receipt())]),
+            json!([rest.clone()])
+        );
         let grpc = pb::Receipt {
             custid: "alice".into(),
             metadata_key: "metadatakey".into(),

@@ -14,7 +14,6 @@ use poem::http::header::{self, HeaderName, HeaderValue};
 use poem::middleware::SetHeader;
 use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::param::Path;
-use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi, OpenApiService};
 use sha2::Digest;
 
@@ -24,7 +23,9 @@ pub use credentials::{CustomerOrigin, RequestOrigin, origin_of};
 pub(crate) use error::error_body;
 pub use error::{ApiError, BodyTimeout, ErrorBody, error_json, render_framework_error};
 
-use crate::answers::rest::{BurnBody, ReceiptBody, RevealBody, SecretStatusBody, StatusBody};
+use crate::answers::rest::{
+    BurnBody, JsonAnswer, ReceiptBody, RevealBody, SecretStatusBody, StatusBody,
+};
 use crate::gate::{Gate, Origin};
 use crate::operations::Operation;
 
@@ -93,7 +94,7 @@ pub struct RevealForm {
     passphrase: Option<String>,
 }
 
-type ApiResult<T> = Result<Json<T>, ApiError>;
+type ApiResult<T> = Result<JsonAnswer<T>, ApiError>;
 
 /// The REST routes, sharing the one handler with gRPC.
 #[derive(Clone)]
@@ -112,7 +113,7 @@ impl RestApi {
     ) -> ApiResult<ReceiptBody> {
         let caller = self.gate.admit(&origin.0, Operation::Receipt).await?;
         let receipt = self.secrets.receipt(&caller, &metadata_key.0).await;
-        Ok(Json(
+        Ok(JsonAnswer(
             receipt
                 .map_err(|err| ApiError::about_key(err, &metadata_key.0))?
                 .into(),
@@ -132,7 +133,7 @@ impl RestApi {
             passphrase: form.passphrase,
         };
         let revealed = self.secrets.reveal(&caller, input).await;
-        Ok(Json(
+        Ok(JsonAnswer(
             revealed
                 .map_err(|err| ApiError::about_key(err, &key))?
                 .into(),
@@ -146,7 +147,7 @@ impl RestApi {
     ) -> ApiResult<SecretStatusBody> {
         let caller = self.gate.admit(&origin.0, Operation::SecretStatus).await?;
         let status = self.secrets.secret_status(&caller, &key.0).await;
-        Ok(Json(
+        Ok(JsonAnswer(
             status
                 .map_err(|err| ApiError::about_key(err, &key.0))?
                 .into(),
@@ -178,7 +179,7 @@ impl RestApi {
         tag = "Tag::Service"
     )]
     async fn status(&self) -> ApiResult<StatusBody> {
-        Ok(Json(StatusBody::of(&self.secrets)))
+        Ok(JsonAnswer(StatusBody::of(&self.secrets)))
     }
 
     /// Check credentials
@@ -192,7 +193,7 @@ impl RestApi {
     )]
     async fn authcheck(&self, origin: CustomerOrigin) -> ApiResult<StatusBody> {
         self.gate.admit(&origin.0, Operation::Authcheck).await?;
-        Ok(Json(StatusBody::of(&self.secrets)))
+        Ok(JsonAnswer(StatusBody::of(&self.secrets)))
     }
 
     /// Share a secret
@@ -219,7 +220,7 @@ impl RestApi {
             recipient: form.recipient,
             share_domain: form.share_domain,
         };
-        Ok(Json(self.secrets.share(&caller, input).await?.into()))
+        Ok(JsonAnswer(self.secrets.share(&caller, input).await?.into()))
     }
 
     /// Generate a password and share it
@@ -245,7 +246,9 @@ impl RestApi {
                 .map(|length| length.value("length"))
                 .transpose()?,
         };
-        Ok(Json(self.secrets.generate(&caller, input).await?.into()))
+        Ok(JsonAnswer(
+            self.secrets.generate(&caller, input).await?.into(),
+        ))
     }
 
     /// Reveal a secret
@@ -315,7 +318,9 @@ impl RestApi {
     async fn recent(&self, origin: CustomerOrigin) -> ApiResult<Vec<ReceiptBody>> {
         let caller = self.gate.admit(&origin.0, Operation::Recent).await?;
         let receipts = self.secrets.recent(&caller).await?;
-        Ok(Json(receipts.into_iter().map(ReceiptBody::from).collect()))
+        Ok(JsonAnswer(
+            receipts.into_iter().map(ReceiptBody::from).collect(),
+        ))
     }
 
     /// Read a receipt
@@ -374,7 +379,7 @@ impl RestApi {
             passphrase: form.passphrase,
         };
         let burned = self.secrets.burn(&caller, input).await;
-        Ok(Json(
+        Ok(JsonAnswer(
             burned
                 .map_err(|err| ApiError::about_key(err, &metadata_key.0))?
                 .into(),
