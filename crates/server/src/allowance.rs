@@ -21,8 +21,13 @@
 //!
 //! Memory is bounded: at most [`MAX_CALLERS`] callers hold a lease at once; beyond that, callers
 //! without one are counted one request at a time.
+//!
+//! Callers are told apart here by a [`Counted`] key that is cheap to hash for every request (a
+//! class and an address, say); the shared limiter's [`RateKey`], a SHA-256, is made from it only
+//! when the limiter is asked.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -49,6 +54,19 @@ pub fn lease_cap(limit: u32) -> u32 {
     (limit / LIMIT_SHARE_PER_LEASE).clamp(1, MAX_LEASE)
 }
 
+/// Whose requests a limit counts, as this replica tells callers apart.
+pub trait Counted: Hash + Eq + Clone {
+    /// The key the shared limiter counts these requests under: equal for equal keys, on every
+    /// replica.
+    fn rate_key(&self) -> RateKey;
+}
+
+impl Counted for RateKey {
+    fn rate_key(&self) -> RateKey {
+        *self
+    }
+}
+
 /// One caller's lease on this replica.
 struct Allowance {
     /// Requests left to admit locally.
@@ -63,15 +81,14 @@ struct Allowance {
 }
 
 /// The allowances of every caller on this replica, leased from a shared [`RateLimiter`].
-pub struct Allowances {
+pub struct Allowances<K> {
     limiter: Arc<dyn RateLimiter>,
-    callers: Mutex<Callers>,
+    callers: Mutex<Callers<K>>,
 }
 
 /// The callers holding an allowance, and when the map was last swept of spent-out ones.
-#[derive(Default)]
-struct Callers {
-    by_key: HashMap<RateKey, Allowance>,
+struct Callers<K> {
+    by_key: HashMap<K, Allowance>,
     swept: Option<Instant>,
 }
 
@@ -79,12 +96,15 @@ struct Callers {
 /// not set one off per request.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
-impl Allowances {
+impl<K: Counted> Allowances<K> {
     /// Allowances leased from `limiter`.
     pub fn new(limiter: Arc<dyn RateLimiter>) -> Self {
         Self {
             limiter,
-            callers: Mutex::default(),
+            callers: Mutex::new(Callers {
+                by_key: HashMap::new(),
+                swept: None,
+            }),
         }
     }
 
@@ -92,7 +112,7 @@ impl Allowances {
     /// from this replica's allowance when it has one, else by leasing from the limiter.
     pub async fn admit(
         &self,
-        key: &RateKey,
+        key: &K,
         limit: u32,
         window: Duration,
     ) -> Result<RateDecision, StoreError> {
@@ -100,7 +120,7 @@ impl Allowances {
         if cap == 1 {
             return self
                 .limiter
-                .rate_limit(key, limit, window, Lease::ONE)
+                .rate_limit(&key.rate_key(), limit, window, Lease::ONE)
                 .await;
         }
         let asking = match self.spend_or_wait(key, Instant::now()) {
@@ -109,7 +129,7 @@ impl Allowances {
             Spent::Untracked => {
                 return self
                     .limiter
-                    .rate_limit(key, limit, window, Lease::ONE)
+                    .rate_limit(&key.rate_key(), limit, window, Lease::ONE)
                     .await;
             }
         };
@@ -127,7 +147,7 @@ impl Allowances {
         let decision = self
             .limiter
             .rate_limit(
-                key,
+                &key.rate_key(),
                 limit,
                 window,
                 Lease {
@@ -153,7 +173,7 @@ impl Allowances {
 
     /// Spends one request of `key`'s allowance if it has one; else says whom to wait for before
     /// asking the limiter (making room for the caller when it is new).
-    fn spend_or_wait(&self, key: &RateKey, now: Instant) -> Spent {
+    fn spend_or_wait(&self, key: &K, now: Instant) -> Spent {
         let mut callers = self.lock();
         if let Some(allowance) = callers.by_key.get_mut(key) {
             if allowance.left > 0 && now < allowance.spend_by {
@@ -184,7 +204,7 @@ impl Allowances {
         }
         let asking = Arc::new(tokio::sync::Mutex::new(()));
         callers.by_key.insert(
-            *key,
+            key.clone(),
             Allowance {
                 left: 0,
                 spend_by: now,
@@ -195,14 +215,14 @@ impl Allowances {
         Spent::Ask(asking)
     }
 
-    fn next_lease(&self, key: &RateKey) -> u32 {
+    fn next_lease(&self, key: &K) -> u32 {
         self.lock()
             .by_key
             .get(key)
             .map_or(1, |allowance| allowance.next_lease)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Callers> {
+    fn lock(&self) -> MutexGuard<'_, Callers<K>> {
         // The map holds counts only; one a panicking thread left half-updated is still usable.
         self.callers
             .lock()

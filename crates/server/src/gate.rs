@@ -3,7 +3,8 @@
 //! whether they are within their rate limit. REST and gRPC fill in an [`Origin`]; the gate
 //! decides, so both transports admit and refuse exactly alike.
 
-use std::net::IpAddr;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use burnbox_core::{Caller, Error, ErrorKind};
 use burnbox_store::{RateDecision, RateKey, RateLimiter};
 use ipnet::IpNet;
 
-use crate::allowance::Allowances;
+use crate::allowance::{Allowances, Counted};
 use crate::auth::Authenticator;
 use crate::metrics::Metrics;
 use crate::operations::{Access, ActionClass, Operation};
@@ -91,7 +92,7 @@ const WINDOW: Duration = Duration::from_secs(60);
 pub struct Gate {
     auth: Arc<Authenticator>,
     anonymous: AnonymousAccess,
-    allowances: Allowances,
+    allowances: Allowances<CountedRequests>,
     limits: RateLimits,
     trusted_proxies: Vec<IpNet>,
     metrics: Arc<Metrics>,
@@ -154,22 +155,18 @@ impl Gate {
             return authenticated;
         }
         let counted_as = match customer {
-            Some(caller) => format!("customer:{}", caller.custid()),
-            None => format!("address:{}", self.client_address(origin)),
+            Some(caller) => CountedAs::Customer(caller.custid().to_owned()),
+            None => CountedAs::Address(self.client_address(origin)),
         };
-        self.check_rate(class, limit, &counted_as).await?;
+        self.check_rate(CountedRequests { class, counted_as }, limit)
+            .await?;
         authenticated
     }
 
-    /// Counts a request of `class` against `limit` (not 0) for `counted_as`.
-    async fn check_rate(
-        &self,
-        class: ActionClass,
-        limit: u32,
-        counted_as: &str,
-    ) -> Result<(), Error> {
-        let key = RateKey::new(class.name(), counted_as);
-        match self.allowances.admit(&key, limit, WINDOW).await? {
+    /// Counts a request against `limit` (not 0).
+    async fn check_rate(&self, requests: CountedRequests, limit: u32) -> Result<(), Error> {
+        let class = requests.class;
+        match self.allowances.admit(&requests, limit, WINDOW).await? {
             RateDecision::Allowed { .. } => Ok(()),
             RateDecision::Limited { retry_after } => {
                 tracing::info!(class = class.name(), "rate limited");
@@ -187,7 +184,7 @@ impl Gate {
     /// an address (`unknown`, an obfuscated name, garbage) ends the walk at the trusted hop to its
     /// right: nothing a caller writes further left can choose whom a request counts against.
     /// IPv6 clients are grouped by /64, the block one subscriber usually holds.
-    fn client_address(&self, origin: &Origin) -> String {
+    fn client_address(&self, origin: &Origin) -> ClientAddress {
         let trusted =
             |address: &IpAddr| self.trusted_proxies.iter().any(|net| net.contains(address));
         // A dual-stack listener sees IPv4 peers as `::ffff:a.b.c.d`; CIDRs and hops are compared
@@ -216,14 +213,59 @@ impl Gate {
         match client {
             Some(IpAddr::V6(v6)) => {
                 let segments = v6.segments();
-                format!(
-                    "{:x}:{:x}:{:x}:{:x}::/64",
-                    segments[0], segments[1], segments[2], segments[3]
-                )
+                ClientAddress::V6Block([segments[0], segments[1], segments[2], segments[3]])
             }
-            Some(IpAddr::V4(v4)) => v4.to_string(),
-            None => "unknown".to_owned(),
+            Some(IpAddr::V4(v4)) => ClientAddress::V4(v4),
+            None => ClientAddress::Unknown,
         }
+    }
+}
+
+/// A client address as rate limits count it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum ClientAddress {
+    V4(Ipv4Addr),
+    /// The first 64 bits of an IPv6 address.
+    V6Block([u16; 4]),
+    /// No peer address (not seen on TCP listeners).
+    Unknown,
+}
+
+impl fmt::Display for ClientAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::V4(v4) => v4.fmt(f),
+            Self::V6Block([a, b, c, d]) => write!(f, "{a:x}:{b:x}:{c:x}:{d:x}::/64"),
+            Self::Unknown => f.write_str("unknown"),
+        }
+    }
+}
+
+/// Whom a request counts against: an authenticated customer, or the client address of anyone
+/// else.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum CountedAs {
+    Customer(String),
+    Address(ClientAddress),
+}
+
+/// One caller's requests of one action class: the key of a rate limit on this replica, hashed
+/// per request without formatting or SHA-256 (see [`crate::allowance`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct CountedRequests {
+    class: ActionClass,
+    counted_as: CountedAs,
+}
+
+impl Counted for CountedRequests {
+    fn rate_key(&self) -> RateKey {
+        // These names are the limiter's keys in a shared store: replicas of earlier versions
+        // count the same caller under the same name.
+        let caller = match &self.counted_as {
+            CountedAs::Customer(custid) => format!("customer:{custid}"),
+            CountedAs::Address(address) => format!("address:{address}"),
+        };
+        RateKey::new(self.class.name(), &caller)
     }
 }
 
@@ -406,7 +448,11 @@ mod tests {
                 peer: Some(peer.parse().expect("address")),
                 forwarded_for: join_header_lines(lines.iter().map(|line| line.as_bytes())),
             };
-            assert_eq!(gate.client_address(&origin), *expected, "{peer} {lines:?}");
+            assert_eq!(
+                gate.client_address(&origin).to_string(),
+                *expected,
+                "{peer} {lines:?}"
+            );
         }
     }
 
@@ -423,20 +469,49 @@ mod tests {
             peer: Some("10.0.0.1".parse().expect("address")),
             forwarded_for: join_header_lines([&b"203.0.113.9, 10.0.0.5"[..], b"\xff"].into_iter()),
         };
-        assert_eq!(gate.client_address(&origin), "10.0.0.1");
+        assert_eq!(gate.client_address(&origin).to_string(), "10.0.0.1");
     }
 
     #[test]
     fn forwarded_for_counts_only_behind_trusted_proxies() {
         let gate = gate(&["10.0.0.0/8"]);
         let behind_proxy = origin("10.1.2.3", Some("203.0.113.9, 10.9.9.9"));
-        assert_eq!(gate.client_address(&behind_proxy), "203.0.113.9");
+        assert_eq!(
+            gate.client_address(&behind_proxy).to_string(),
+            "203.0.113.9"
+        );
         let spoofed = origin("198.51.100.7", Some("203.0.113.9"));
-        assert_eq!(gate.client_address(&spoofed), "198.51.100.7");
+        assert_eq!(gate.client_address(&spoofed).to_string(), "198.51.100.7");
         let garbage = origin("10.1.2.3", Some("not an address"));
-        assert_eq!(gate.client_address(&garbage), "10.1.2.3");
+        assert_eq!(gate.client_address(&garbage).to_string(), "10.1.2.3");
         let v6 = origin("2001:db8:1:2:3:4:5:6", None);
-        assert_eq!(gate.client_address(&v6), "2001:db8:1:2::/64");
+        assert_eq!(gate.client_address(&v6).to_string(), "2001:db8:1:2::/64");
+    }
+
+    #[test]
+    fn limits_are_counted_in_the_store_under_the_names_earlier_versions_used() {
+        let counted = |class, counted_as| CountedRequests { class, counted_as }.rate_key();
+        let v4 = ClientAddress::V4(Ipv4Addr::new(192, 0, 2, 1));
+        assert_eq!(
+            counted(ActionClass::Read, CountedAs::Address(v4)),
+            RateKey::new("reveal", "address:192.0.2.1")
+        );
+        let v6 = ClientAddress::V6Block([0x2001, 0xdb8, 0, 0xa]);
+        assert_eq!(
+            counted(ActionClass::Create, CountedAs::Address(v6)),
+            RateKey::new("create", "address:2001:db8:0:a::/64")
+        );
+        assert_eq!(
+            counted(ActionClass::Read, CountedAs::Customer("alice".into())),
+            RateKey::new("reveal", "customer:alice")
+        );
+        assert_eq!(
+            counted(
+                ActionClass::Read,
+                CountedAs::Address(ClientAddress::Unknown)
+            ),
+            RateKey::new("reveal", "address:unknown")
+        );
     }
 
     #[tokio::test]

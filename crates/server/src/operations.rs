@@ -24,7 +24,7 @@ pub enum Access {
 }
 
 /// The kinds of operation that are rate limited separately.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ActionClass {
     /// Storing secrets: share, generate.
     Create,
