@@ -2,7 +2,7 @@
 //! same load on the server as deployed and as tuned, REST reveals on the tuned server and on a
 //! bare floor server, and the same reveals with few and with many secrets stored.
 
-use crate::load::{Load, Scenario, Server, Stored, reveal_floor, run, store_secrets};
+use crate::load::{Load, Scenario, Server, Stored, prepare, prepare_floor, store_secrets};
 use crate::measure::Measured;
 
 /// One side of a pair of measurements.
@@ -27,26 +27,36 @@ fn round_order(round: usize) -> [Side; 2] {
     }
 }
 
-/// Runs `measure(side)` `rounds` times for each side, in [`round_order`], and returns each
-/// side's runs merged into one measurement, first then second. Every pair uses it, so all
-/// alternate alike.
-pub async fn alternate<F>(rounds: usize, mut measure: F) -> Result<(Measured, Measured), String>
+/// Prepares `rounds` runs for each side (`prepare(side)`, untimed), then times them
+/// (`measure(side, prepared)`) in [`round_order`], and returns each side's runs merged into one
+/// measurement, first then second. Every pair uses it, so all alternate alike, and none times a
+/// run while the other side's setup is still being paid for (see [`crate::load::Prepared`]).
+pub async fn alternate<P, F, G>(
+    rounds: usize,
+    mut prepare: F,
+    mut measure: G,
+) -> Result<(Measured, Measured), String>
 where
-    F: AsyncFnMut(Side) -> Result<Measured, String>,
+    F: AsyncFnMut(Side) -> Result<P, String>,
+    G: AsyncFnMut(Side, P) -> Result<Measured, String>,
 {
-    let mut first: Option<Measured> = None;
-    let mut second: Option<Measured> = None;
+    let mut prepared = Vec::with_capacity(rounds * 2);
     for round in 0..rounds {
         for side in round_order(round) {
-            let measured = measure(side).await?;
-            let total = match side {
-                Side::First => &mut first,
-                Side::Second => &mut second,
-            };
-            match total {
-                Some(sum) => sum.absorb(measured)?,
-                None => *total = Some(measured),
-            }
+            prepared.push((side, prepare(side).await?));
+        }
+    }
+    let mut first: Option<Measured> = None;
+    let mut second: Option<Measured> = None;
+    for (side, run) in prepared {
+        let measured = measure(side, run).await?;
+        let total = match side {
+            Side::First => &mut first,
+            Side::Second => &mut second,
+        };
+        match total {
+            Some(sum) => sum.absorb(measured)?,
+            None => *total = Some(measured),
         }
     }
     first
@@ -91,10 +101,15 @@ pub async fn as_deployed_vs_tuned(
     load: &Load,
     rounds: usize,
 ) -> Result<DeployedPair, String> {
-    let (tuned, deployed) = alternate(rounds, async |side| match side {
-        Side::First => run(scenario, tuned, load).await,
-        Side::Second => run(scenario, deployed, load).await,
-    })
+    let server = |side| match side {
+        Side::First => tuned,
+        Side::Second => deployed,
+    };
+    let (tuned, deployed) = alternate(
+        rounds,
+        async |side| prepare(scenario, server(side), load).await,
+        async |side, prepared| prepared.run(server(side), load).await,
+    )
     .await?;
     Ok(DeployedPair {
         scenario,
@@ -136,10 +151,18 @@ pub async fn tuned_vs_floor(
     load: &Load,
     rounds: usize,
 ) -> Result<FloorPair, String> {
-    let (tuned, floor) = alternate(rounds, async |side| match side {
-        Side::First => run(Scenario::RevealRest, tuned, load).await,
-        Side::Second => reveal_floor(floor, load).await,
-    })
+    let server = |side| match side {
+        Side::First => tuned,
+        Side::Second => floor,
+    };
+    let (tuned, floor) = alternate(
+        rounds,
+        async |side| match side {
+            Side::First => prepare(Scenario::RevealRest, tuned, load).await,
+            Side::Second => prepare_floor(floor, load).await,
+        },
+        async |side, prepared| prepared.run(server(side), load).await,
+    )
     .await?;
     Ok(FloorPair {
         rounds,
@@ -209,10 +232,15 @@ pub async fn flat_with_size(
     );
     let large_fill = large.fill_to(load, large_count).await?;
     let (small_server, large_server) = (small.server, large.server);
-    let (small_measured, large_measured) = alternate(rounds, async |side| match side {
-        Side::First => run(Scenario::RevealRest, small_server, load).await,
-        Side::Second => run(Scenario::RevealRest, large_server, load).await,
-    })
+    let server = |side| match side {
+        Side::First => small_server,
+        Side::Second => large_server,
+    };
+    let (small_measured, large_measured) = alternate(
+        rounds,
+        async |side| prepare(Scenario::RevealRest, server(side), load).await,
+        async |side, prepared| prepared.run(server(side), load).await,
+    )
     .await?;
     Ok(SizePair {
         rounds,
@@ -255,28 +283,45 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn alternate_runs_each_side_once_a_round_and_merges_its_runs() {
-        let mut calls = Vec::new();
-        let (first, second) = alternate(3, async |side| {
-            calls.push(side);
-            Ok(match side {
-                Side::First => measured(10, 1),
-                Side::Second => measured(20, 0),
-            })
-        })
+    async fn alternate_prepares_every_run_then_times_each_side_once_a_round() {
+        // What happened, in order: (preparing?, side, run index).
+        let events = std::cell::RefCell::new(Vec::new());
+        let (first, second) = alternate(
+            3,
+            async |side| {
+                let mut events = events.borrow_mut();
+                let index = events.len();
+                events.push((true, side, index));
+                Ok((side, index))
+            },
+            async |side, prepared_for| {
+                events.borrow_mut().push((false, side, prepared_for.1));
+                assert_eq!(
+                    side, prepared_for.0,
+                    "each run gets what was prepared for it"
+                );
+                Ok(match side {
+                    Side::First => measured(10, 1),
+                    Side::Second => measured(20, 0),
+                })
+            },
+        )
         .await
         .expect("three rounds measure");
-        assert_eq!(
-            calls,
-            [
-                Side::First,
-                Side::Second,
-                Side::Second,
-                Side::First,
-                Side::First,
-                Side::Second
-            ]
-        );
+        use Side::{First, Second};
+        let order = [First, Second, Second, First, First, Second];
+        let expected: Vec<_> = order
+            .iter()
+            .enumerate()
+            .map(|(index, &side)| (true, side, index))
+            .chain(
+                order
+                    .iter()
+                    .enumerate()
+                    .map(|(index, &side)| (false, side, index)),
+            )
+            .collect();
+        assert_eq!(events.into_inner(), expected);
         assert_eq!((first.requests, first.errors), (30, 3));
         assert_eq!((second.requests, second.errors), (60, 0));
         assert_eq!(first.elapsed, Duration::from_secs(3));
@@ -285,13 +330,17 @@ mod tests {
     #[tokio::test]
     async fn alternate_stops_at_the_first_failure() {
         let mut calls = 0;
-        let result = alternate(2, async |side| {
-            calls += 1;
-            match side {
-                Side::First => Ok(measured(1, 0)),
-                Side::Second => Err("unreachable".to_owned()),
-            }
-        })
+        let result = alternate(
+            2,
+            async |_| Ok(()),
+            async |side, ()| {
+                calls += 1;
+                match side {
+                    Side::First => Ok(measured(1, 0)),
+                    Side::Second => Err("unreachable".to_owned()),
+                }
+            },
+        )
         .await;
         assert!(matches!(result, Err(problem) if problem == "unreachable"));
         assert_eq!(calls, 2);
@@ -299,7 +348,7 @@ mod tests {
 
     #[tokio::test]
     async fn no_rounds_is_an_error_not_an_empty_pair() {
-        let result = alternate(0, async |_| Ok(measured(1, 0))).await;
+        let result = alternate(0, async |_| Ok(()), async |_, ()| Ok(measured(1, 0))).await;
         assert!(result.is_err());
     }
 

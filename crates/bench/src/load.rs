@@ -71,11 +71,70 @@ pub struct Load {
 
 /// Runs `scenario` (not the baseline, which has no server) once against `server`.
 pub async fn run(scenario: Scenario, server: &Server, load: &Load) -> Result<Measured, String> {
-    match scenario {
-        Scenario::ShareRest => share_rest(server, load).await,
-        Scenario::RevealRest => reveal_rest(server, load).await,
-        Scenario::RevealGrpc => reveal_grpc(server, load).await,
-        Scenario::Baseline => Err("the baseline runs against Redis, not a server".to_owned()),
+    prepare(scenario, server, load)
+        .await?
+        .run(server, load)
+        .await
+}
+
+/// A run whose untimed setup is done: what it will reveal is already stored. A pair prepares
+/// every run of both sides before it times any, so Redis's key tables grow (and rehash, which
+/// costs Redis CPU for a while after each doubling) while nothing is timed, rather than inside
+/// whichever side's run happens to follow a doubling.
+pub enum Prepared {
+    /// REST shares: nothing to set up.
+    ShareRest,
+    /// REST reveals of secrets shared through the server: (key, value) by index.
+    RevealRest(Arc<Vec<(String, String)>>),
+    /// gRPC reveals of secrets shared through the server.
+    RevealGrpc(Arc<Vec<(String, String)>>),
+    /// REST reveals on a floor of plain Redis keys.
+    RevealFloor(Arc<PlainKeys>),
+}
+
+/// Sets up one run of `scenario` (not the baseline) on `server`, untimed.
+pub async fn prepare(scenario: Scenario, server: &Server, load: &Load) -> Result<Prepared, String> {
+    Ok(match scenario {
+        Scenario::ShareRest => Prepared::ShareRest,
+        Scenario::RevealRest => {
+            Prepared::RevealRest(create_secrets(server, load, load.requests).await?)
+        }
+        Scenario::RevealGrpc => {
+            Prepared::RevealGrpc(create_secrets(server, load, load.requests).await?)
+        }
+        Scenario::Baseline => {
+            return Err("the baseline runs against Redis, not a server".to_owned());
+        }
+    })
+}
+
+/// Sets up one run of REST reveals on a floor: a bare server that answers
+/// `POST /api/v1/secret/{key}` with `GETDEL key` on `server.redis` and nothing else. Its keys
+/// are plain Redis strings, as large as burnbox's records, under a prefix of their own; the
+/// requests, connections and checks are then the tuned server's, so the two differ only in the
+/// server.
+pub async fn prepare_floor(server: &Server, load: &Load) -> Result<Prepared, String> {
+    static PREPARED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let redis = server
+        .redis
+        .as_deref()
+        .ok_or_else(|| "the floor's Redis is not known".to_owned())?;
+    let connection = redis_connection(&redis_client(redis)?, redis).await?;
+    let run = PREPARED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let prefix = format!("bench:{}:floor:{run}:", std::process::id());
+    let keys = set_plain_keys(&connection, prefix, load).await?;
+    Ok(Prepared::RevealFloor(Arc::new(keys)))
+}
+
+impl Prepared {
+    /// Times the run on `server` with `load` (the server and load it was prepared with).
+    pub async fn run(self, server: &Server, load: &Load) -> Result<Measured, String> {
+        match self {
+            Self::ShareRest => share_rest(server, load).await,
+            Self::RevealRest(secrets) => rest_reveals(server, load, secrets).await,
+            Self::RevealGrpc(secrets) => grpc_reveals(server, load, secrets).await,
+            Self::RevealFloor(keys) => rest_reveals(server, load, keys).await,
+        }
     }
 }
 
@@ -256,26 +315,6 @@ where
     measured
 }
 
-async fn reveal_rest(server: &Server, load: &Load) -> Result<Measured, String> {
-    let secrets = create_secrets(server, load, load.requests).await?;
-    rest_reveals(server, load, secrets).await
-}
-
-/// Timed REST reveals on a floor: a bare server that answers `POST /api/v1/secret/{key}` with
-/// `GETDEL key` on `server.redis` and nothing else. Its keys are plain Redis strings set
-/// beforehand (untimed), as large as burnbox's records; the requests, connections and checks
-/// are [`reveal_rest`]'s, so the two differ only in the server.
-pub async fn reveal_floor(server: &Server, load: &Load) -> Result<Measured, String> {
-    let redis = server
-        .redis
-        .as_deref()
-        .ok_or_else(|| "the floor's Redis is not known".to_owned())?;
-    let connection = redis_connection(&redis_client(redis)?, redis).await?;
-    let prefix = format!("bench:{}:floor:", std::process::id());
-    let keys = set_plain_keys(&connection, prefix, load).await?;
-    rest_reveals(server, load, Arc::new(keys)).await
-}
-
 /// What a run of REST reveals asks for: request `index`'s path, and the value its answer must
 /// hold.
 trait RevealTargets: Send + Sync + 'static {
@@ -339,8 +378,13 @@ async fn rest_reveals(
     .await)
 }
 
-async fn reveal_grpc(server: &Server, load: &Load) -> Result<Measured, String> {
-    let secrets = create_secrets(server, load, load.requests).await?;
+/// `load.requests` timed gRPC reveals of `secrets` on `server`; a success is an answer holding
+/// the value expected.
+async fn grpc_reveals(
+    server: &Server,
+    load: &Load,
+    secrets: Arc<Vec<(String, String)>>,
+) -> Result<Measured, String> {
     let clients = Arc::new(grpc_clients(server, load).await?);
     Ok(timed(
         server.redis.as_deref(),
@@ -412,7 +456,7 @@ async fn redis_connection(
 
 /// Keys set as plain Redis strings for raw reads: `{prefix}{index}` for each index of a run,
 /// each holding `value`.
-struct PlainKeys {
+pub struct PlainKeys {
     prefix: String,
     value: String,
 }
