@@ -12,8 +12,9 @@ use serde::Serialize;
 
 /// A JSON answer of 200: in the OpenAPI document exactly poem-openapi's [`Json`], but written
 /// straight from the body with serde, where [`Json`] first builds a `serde_json::Value` tree (a
-/// map and a string per field; 5 % of a reveal's instructions). Every body below derives both,
-/// with the same names and the same fields left out, and a test holds the two writings equal.
+/// map and a string per field: about 2,000 of a reveal's 94,000 instructions). Every body below
+/// derives both, with the same names and the same fields left out, and a test holds the two
+/// writings equal.
 pub struct JsonAnswer<T>(pub T);
 
 impl<T: Type> Payload for JsonAnswer<T> {
