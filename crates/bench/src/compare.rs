@@ -2,7 +2,9 @@
 //! same load on the server as deployed and as tuned, REST reveals on the tuned server and on a
 //! bare floor server, and the same reveals with few and with many secrets stored.
 
-use crate::load::{Load, Scenario, Server, Stored, prepare, prepare_floor, store_secrets};
+use crate::load::{
+    Load, Prepared, Scenario, Server, Stored, prepare, prepare_floor, store_secrets,
+};
 use crate::measure::Measured;
 
 /// One side of a pair of measurements.
@@ -101,14 +103,13 @@ pub async fn as_deployed_vs_tuned(
     load: &Load,
     rounds: usize,
 ) -> Result<DeployedPair, String> {
-    let server = |side| match side {
-        Side::First => tuned,
-        Side::Second => deployed,
-    };
     let (tuned, deployed) = alternate(
         rounds,
-        async |side| prepare(scenario, server(side), load).await,
-        async |side, prepared| prepared.run(server(side), load).await,
+        async |side| match side {
+            Side::First => prepare(scenario, tuned, load).await,
+            Side::Second => prepare(scenario, deployed, load).await,
+        },
+        async |_, prepared: Prepared<'_>| prepared.run(load).await,
     )
     .await?;
     Ok(DeployedPair {
@@ -151,17 +152,13 @@ pub async fn tuned_vs_floor(
     load: &Load,
     rounds: usize,
 ) -> Result<FloorPair, String> {
-    let server = |side| match side {
-        Side::First => tuned,
-        Side::Second => floor,
-    };
     let (tuned, floor) = alternate(
         rounds,
         async |side| match side {
             Side::First => prepare(Scenario::RevealRest, tuned, load).await,
             Side::Second => prepare_floor(floor, load).await,
         },
-        async |side, prepared| prepared.run(server(side), load).await,
+        async |_, prepared: Prepared<'_>| prepared.run(load).await,
     )
     .await?;
     Ok(FloorPair {
@@ -232,14 +229,13 @@ pub async fn flat_with_size(
     );
     let large_fill = large.fill_to(load, large_count).await?;
     let (small_server, large_server) = (small.server, large.server);
-    let server = |side| match side {
-        Side::First => small_server,
-        Side::Second => large_server,
-    };
     let (small_measured, large_measured) = alternate(
         rounds,
-        async |side| prepare(Scenario::RevealRest, server(side), load).await,
-        async |side, prepared| prepared.run(server(side), load).await,
+        async |side| match side {
+            Side::First => prepare(Scenario::RevealRest, small_server, load).await,
+            Side::Second => prepare(Scenario::RevealRest, large_server, load).await,
+        },
+        async |_, prepared: Prepared<'_>| prepared.run(load).await,
     )
     .await?;
     Ok(SizePair {

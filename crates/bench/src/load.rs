@@ -3,6 +3,7 @@
 //! setup they need (secrets to reveal, plain Redis keys, secrets left stored).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use burnbox_spec::v1::secrets_client::SecretsClient;
@@ -71,17 +72,20 @@ pub struct Load {
 
 /// Runs `scenario` (not the baseline, which has no server) once against `server`.
 pub async fn run(scenario: Scenario, server: &Server, load: &Load) -> Result<Measured, String> {
-    prepare(scenario, server, load)
-        .await?
-        .run(server, load)
-        .await
+    prepare(scenario, server, load).await?.run(load).await
 }
 
-/// A run whose untimed setup is done: what it will reveal is already stored. A pair prepares
-/// every run of both sides before it times any, so Redis's key tables grow (and rehash, which
-/// costs Redis CPU for a while after each doubling) while nothing is timed, rather than inside
-/// whichever side's run happens to follow a doubling.
-pub enum Prepared {
+/// A run on one server whose untimed setup is done: what it will reveal is already stored. A
+/// pair prepares every run of both sides before it times any, so Redis's key tables grow (and
+/// start rehashing, which costs Redis CPU for a while after each doubling) before anything is
+/// timed, rather than inside whichever side's run happens to follow a doubling.
+pub struct Prepared<'a> {
+    server: &'a Server,
+    targets: Targets,
+}
+
+/// What a prepared run asks for.
+enum Targets {
     /// REST shares: nothing to set up.
     ShareRest,
     /// REST reveals of secrets shared through the server: (key, value) by index.
@@ -93,47 +97,56 @@ pub enum Prepared {
 }
 
 /// Sets up one run of `scenario` (not the baseline) on `server`, untimed.
-pub async fn prepare(scenario: Scenario, server: &Server, load: &Load) -> Result<Prepared, String> {
-    Ok(match scenario {
-        Scenario::ShareRest => Prepared::ShareRest,
+pub async fn prepare<'a>(
+    scenario: Scenario,
+    server: &'a Server,
+    load: &Load,
+) -> Result<Prepared<'a>, String> {
+    let targets = match scenario {
+        Scenario::ShareRest => Targets::ShareRest,
         Scenario::RevealRest => {
-            Prepared::RevealRest(create_secrets(server, load, load.requests).await?)
+            Targets::RevealRest(create_secrets(server, load, load.requests).await?)
         }
         Scenario::RevealGrpc => {
-            Prepared::RevealGrpc(create_secrets(server, load, load.requests).await?)
+            Targets::RevealGrpc(create_secrets(server, load, load.requests).await?)
         }
         Scenario::Baseline => {
             return Err("the baseline runs against Redis, not a server".to_owned());
         }
-    })
+    };
+    Ok(Prepared { server, targets })
 }
 
 /// Sets up one run of REST reveals on a floor: a bare server that answers
 /// `POST /api/v1/secret/{key}` with `GETDEL key` on `server.redis` and nothing else. Its keys
-/// are plain Redis strings, as large as burnbox's records, under a prefix of their own; the
-/// requests, connections and checks are then the tuned server's, so the two differ only in the
-/// server.
-pub async fn prepare_floor(server: &Server, load: &Load) -> Result<Prepared, String> {
-    static PREPARED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// are plain Redis strings, as large as burnbox's records; the requests, connections and checks
+/// are then the tuned server's, so the two differ only in the server.
+pub async fn prepare_floor<'a>(server: &'a Server, load: &Load) -> Result<Prepared<'a>, String> {
+    // Every run of a pair is prepared before the first is timed, so each needs keys of its own.
+    static PREPARED: AtomicUsize = AtomicUsize::new(0);
     let redis = server
         .redis
         .as_deref()
         .ok_or_else(|| "the floor's Redis is not known".to_owned())?;
     let connection = redis_connection(&redis_client(redis)?, redis).await?;
-    let run = PREPARED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let run = PREPARED.fetch_add(1, Ordering::Relaxed);
     let prefix = format!("bench:{}:floor:{run}:", std::process::id());
     let keys = set_plain_keys(&connection, prefix, load).await?;
-    Ok(Prepared::RevealFloor(Arc::new(keys)))
+    Ok(Prepared {
+        server,
+        targets: Targets::RevealFloor(Arc::new(keys)),
+    })
 }
 
-impl Prepared {
-    /// Times the run on `server` with `load` (the server and load it was prepared with).
-    pub async fn run(self, server: &Server, load: &Load) -> Result<Measured, String> {
-        match self {
-            Self::ShareRest => share_rest(server, load).await,
-            Self::RevealRest(secrets) => rest_reveals(server, load, secrets).await,
-            Self::RevealGrpc(secrets) => grpc_reveals(server, load, secrets).await,
-            Self::RevealFloor(keys) => rest_reveals(server, load, keys).await,
+impl Prepared<'_> {
+    /// Times the run with `load` (the load it was prepared with).
+    pub async fn run(self, load: &Load) -> Result<Measured, String> {
+        let server = self.server;
+        match self.targets {
+            Targets::ShareRest => share_rest(server, load).await,
+            Targets::RevealRest(secrets) => rest_reveals(server, load, secrets).await,
+            Targets::RevealGrpc(secrets) => grpc_reveals(server, load, secrets).await,
+            Targets::RevealFloor(keys) => rest_reveals(server, load, keys).await,
         }
     }
 }
@@ -456,7 +469,7 @@ async fn redis_connection(
 
 /// Keys set as plain Redis strings for raw reads: `{prefix}{index}` for each index of a run,
 /// each holding `value`.
-pub struct PlainKeys {
+struct PlainKeys {
     prefix: String,
     value: String,
 }

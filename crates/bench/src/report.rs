@@ -246,12 +246,13 @@ impl Report {
         if let Some(size) = &self.size {
             println!();
             println!(
-                "flat with size: {}, {} runs of {} requests on each store (small, large, large, small, …), one with {} and one with {} secrets stored",
+                "flat with size: {}, {} runs of {} requests on each store (small, large, large, small, …), one with {} and one with {} secrets stored, each also holding the {} its runs reveal (stored before the first run)",
                 Scenario::RevealRest.name(),
                 size.rounds,
                 settings.requests,
                 size.small_stored,
-                size.large_stored
+                size.large_stored,
+                size.rounds * settings.requests
             );
             println!("{:<16} {}", "stored", HEADER);
             println!("{:<16} {}", size.small_stored, measured_cells(&size.small));

@@ -221,8 +221,8 @@ impl Gate {
     }
 }
 
-/// A client address as rate limits count it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// A client address as rate limits count it. No `Debug`: what names a caller stays out of logs.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum ClientAddress {
     V4(Ipv4Addr),
     /// The first 64 bits of an IPv6 address.
@@ -243,7 +243,7 @@ impl fmt::Display for ClientAddress {
 
 /// Whom a request counts against: an authenticated customer, or the client address of anyone
 /// else.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 enum CountedAs {
     Customer(String),
     Address(ClientAddress),
@@ -251,7 +251,7 @@ enum CountedAs {
 
 /// One caller's requests of one action class: the key of a rate limit on this replica, hashed
 /// per request without formatting or SHA-256 (see [`crate::allowance`]).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 struct CountedRequests {
     class: ActionClass,
     counted_as: CountedAs,
@@ -318,14 +318,24 @@ mod tests {
     }
 
     fn gate_with(trusted: &[&str], anonymous: AnonymousAccess) -> Gate {
+        gate_with_limits(trusted, anonymous, 2, 0)
+    }
+
+    /// A gate limiting anonymous callers to `create` and `reveal` a minute (customers unlimited).
+    fn gate_with_limits(
+        trusted: &[&str],
+        anonymous: AnonymousAccess,
+        create: u32,
+        reveal: u32,
+    ) -> Gate {
         Gate::new(
             Arc::new(Authenticator::load(None).expect("no tokens file")),
             anonymous,
             Arc::new(burnbox_store::MemoryStore::new()),
             RateLimits {
                 anonymous: ClassLimits {
-                    create_per_minute: 2,
-                    reveal_per_minute: 0,
+                    create_per_minute: create,
+                    reveal_per_minute: reveal,
                 },
                 customer: ClassLimits {
                     create_per_minute: 0,
@@ -538,6 +548,29 @@ mod tests {
                 .await
                 .expect("reveal unlimited");
         }
+    }
+
+    #[tokio::test]
+    async fn leased_limits_count_a_v6_block_together_and_each_class_apart() {
+        // 128 a minute is leased in batches (of up to 2): the allowances are keyed per block.
+        let gate = gate_with_limits(&[], AnonymousAccess::OPEN, 2, 128);
+        let block = ["2001:db8:1:2::1", "2001:db8:1:2::2"].map(|peer| origin(peer, None));
+        for request in 0..128 {
+            gate.admit(&block[request % 2], Operation::Reveal)
+                .await
+                .expect("within the block's limit");
+        }
+        let err = gate
+            .admit(&origin("2001:db8:1:2::3", None), Operation::Reveal)
+            .await
+            .expect_err("the block has spent its limit");
+        assert_eq!(err.kind(), ErrorKind::RateLimited);
+        gate.admit(&origin("2001:db8:1:3::1", None), Operation::Reveal)
+            .await
+            .expect("another block");
+        gate.admit(&block[0], Operation::Share)
+            .await
+            .expect("another class");
     }
 
     #[tokio::test]

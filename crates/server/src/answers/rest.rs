@@ -35,13 +35,22 @@ impl<T: Type> Payload for JsonAnswer<T> {
 
 impl<T: ToJSON + Serialize> IntoResponse for JsonAnswer<T> {
     fn into_response(self) -> Response {
+        // Every answer the test suites provoke is checked against the documented writing too.
+        debug_assert_eq!(
+            serde_json::to_value(&self.0).ok(),
+            self.0.to_json(),
+            "a REST answer as written differs from the OpenAPI document's writing"
+        );
         match serde_json::to_vec(&self.0) {
             Ok(body) => Response::builder()
                 .content_type(Self::CONTENT_TYPE)
                 .body(body),
             // Not for these bodies (strings, numbers, lists of strings); were it ever, the
-            // tree writes what it can.
-            Err(_) => Json(self.0).into_response(),
+            // tree writes what it can, and the log says serde could not.
+            Err(err) => {
+                tracing::error!(%err, "a REST answer could not be written with serde");
+                Json(self.0).into_response()
+            }
         }
     }
 }
@@ -247,5 +256,26 @@ impl StatusBody {
             status: secrets.status().to_owned(),
             locale: secrets.locale().to_owned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use poem_openapi::types::ToJSON;
+
+    use super::StatusBody;
+
+    #[test]
+    fn the_service_status_is_written_as_documented() {
+        let status = StatusBody {
+            status: "nominal".into(),
+            locale: "en".into(),
+        };
+        let written = serde_json::to_value(&status).expect("a JSON body");
+        assert_eq!(Some(&written), status.to_json().as_ref());
+        assert_eq!(
+            written,
+            serde_json::json!({"status": "nominal", "locale": "en"})
+        );
     }
 }
