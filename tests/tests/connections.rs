@@ -7,6 +7,9 @@
 //! The deadlines are short here (1 s) so the tests run fast; every wait for the server to act
 //! is bounded by [`PATIENCE`], far above them, and every timing assertion is a lower bound.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use burnbox_core::ErrorKind;
@@ -147,7 +150,8 @@ async fn slowloris_headers_are_cut_off_after_the_header_read_timeout() {
         .await
         .expect("request line");
     let (mut reader, mut writer) = stream.into_split();
-    // One header byte every 100 ms, never finishing: bytes keep arriving, headers never do.
+    // The scenario is the pace itself: one header byte every 100 ms, never finishing, so bytes
+    // keep arriving and headers never do.
     let trickle = tokio::spawn(async move {
         let mut sent = 0usize;
         while writer.write_all(b"x").await.is_ok() {
@@ -352,29 +356,52 @@ async fn grpc_connections_are_asked_to_close_at_their_maximum_age() {
     // can land after the server's final GOAWAY, unprocessed, and fail as cancelled; gRPC
     // clients retry such a call (tonic does not), so this one does, once, and at most once per
     // connection age. Seen only on a loaded machine.
-    let mut client = server.grpc().await;
-    let spread = Duration::from_millis(3500);
-    let until = Instant::now() + spread;
+    let (channel, connections) = counted_grpc_channel(server.grpc_addr).await;
+    let mut client = burnbox_spec::v1::secrets_client::SecretsClient::new(channel);
+    // Calls until the channel has opened its third connection: two ages have ended under it.
+    let ages = 3;
     let mut calls = 0;
     let mut retried = 0;
-    while Instant::now() < until {
-        let mut shared = client.share_secret(grpc_share_request("across ages")).await;
-        if let Err(status) = &shared
-            && matches!(status.code(), Code::Cancelled | Code::Unavailable)
-        {
-            retried += 1;
-            shared = client.share_secret(grpc_share_request("across ages")).await;
+    let across_ages = async {
+        while connections.load(Ordering::SeqCst) < ages {
+            let mut shared = client.share_secret(grpc_share_request("across ages")).await;
+            if let Err(status) = &shared
+                && matches!(status.code(), Code::Cancelled | Code::Unavailable)
+            {
+                retried += 1;
+                shared = client.share_secret(grpc_share_request("across ages")).await;
+            }
+            assert!(shared.is_ok(), "call {calls}: {shared:?}");
+            calls += 1;
         }
-        assert!(shared.is_ok(), "call {calls}: {shared:?}");
-        calls += 1;
-        // Spreads the calls over several connection ages (the scenario), not a wait for anything.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let ages = spread.as_secs() + 1;
+    };
+    tokio::time::timeout(PATIENCE, across_ages)
+        .await
+        .expect("the channel reconnects as each connection ages out");
     assert!(
         retried <= ages,
         "{retried} of {calls} calls needed a retry: more than one per connection age ({ages})"
     );
+}
+
+/// A gRPC channel to `addr` and the number of TCP connections it has opened so far.
+async fn counted_grpc_channel(addr: SocketAddr) -> (tonic::transport::Channel, Arc<AtomicUsize>) {
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = connections.clone();
+    let connector = tower::service_fn(move |_: http::Uri| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async move {
+            TcpStream::connect(addr)
+                .await
+                .map(hyper_util::rt::TokioIo::new)
+        }
+    });
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("valid URI")
+        .connect_with_connector(connector)
+        .await
+        .expect("gRPC connects");
+    (channel, connections)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
