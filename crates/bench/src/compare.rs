@@ -66,6 +66,22 @@ where
         .ok_or_else(|| "no rounds to compare".to_owned())
 }
 
+/// [`alternate`] over server runs: `prepare(side)` sets each up on its side's server, and each
+/// is timed with `load` as it was prepared.
+async fn alternate_runs<'a, F>(
+    rounds: usize,
+    load: &Load,
+    prepare: F,
+) -> Result<(Measured, Measured), String>
+where
+    F: AsyncFnMut(Side) -> Result<Prepared<'a>, String>,
+{
+    alternate(rounds, prepare, async |_, prepared: Prepared<'a>| {
+        prepared.run(load).await
+    })
+    .await
+}
+
 /// The first value as a fraction (or multiple) of the second; none when the second is 0.
 fn ratio(numerator: f64, denominator: f64) -> Option<f64> {
     (denominator > 0.0).then(|| numerator / denominator)
@@ -103,14 +119,10 @@ pub async fn as_deployed_vs_tuned(
     load: &Load,
     rounds: usize,
 ) -> Result<DeployedPair, String> {
-    let (tuned, deployed) = alternate(
-        rounds,
-        async |side| match side {
-            Side::First => prepare(scenario, tuned, load).await,
-            Side::Second => prepare(scenario, deployed, load).await,
-        },
-        async |_, prepared: Prepared<'_>| prepared.run(load).await,
-    )
+    let (tuned, deployed) = alternate_runs(rounds, load, async |side| match side {
+        Side::First => prepare(scenario, tuned, load).await,
+        Side::Second => prepare(scenario, deployed, load).await,
+    })
     .await?;
     Ok(DeployedPair {
         scenario,
@@ -152,14 +164,10 @@ pub async fn tuned_vs_floor(
     load: &Load,
     rounds: usize,
 ) -> Result<FloorPair, String> {
-    let (tuned, floor) = alternate(
-        rounds,
-        async |side| match side {
-            Side::First => prepare(Scenario::RevealRest, tuned, load).await,
-            Side::Second => prepare_floor(floor, load).await,
-        },
-        async |_, prepared: Prepared<'_>| prepared.run(load).await,
-    )
+    let (tuned, floor) = alternate_runs(rounds, load, async |side| match side {
+        Side::First => prepare(Scenario::RevealRest, tuned, load).await,
+        Side::Second => prepare_floor(floor, load).await,
+    })
     .await?;
     Ok(FloorPair {
         rounds,
@@ -229,14 +237,10 @@ pub async fn flat_with_size(
     );
     let large_fill = large.fill_to(load, large_count).await?;
     let (small_server, large_server) = (small.server, large.server);
-    let (small_measured, large_measured) = alternate(
-        rounds,
-        async |side| match side {
-            Side::First => prepare(Scenario::RevealRest, small_server, load).await,
-            Side::Second => prepare(Scenario::RevealRest, large_server, load).await,
-        },
-        async |_, prepared: Prepared<'_>| prepared.run(load).await,
-    )
+    let (small_measured, large_measured) = alternate_runs(rounds, load, async |side| match side {
+        Side::First => prepare(Scenario::RevealRest, small_server, load).await,
+        Side::Second => prepare(Scenario::RevealRest, large_server, load).await,
+    })
     .await?;
     Ok(SizePair {
         rounds,
