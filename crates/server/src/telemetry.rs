@@ -360,12 +360,10 @@ pub fn join_or_start_trace(span: &tracing::Span, headers: &http::HeaderMap) -> S
         }
         trace_id_of(span)
     } else {
-        caller.is_valid().then(|| caller.trace_id().to_string())
+        caller.is_valid().then(|| trace_id_hex(caller.trace_id()))
     };
-    let trace_id = trace_id.unwrap_or_else(|| {
-        let bytes: [u8; 16] = rand::random();
-        opentelemetry::trace::TraceId::from_bytes(bytes).to_string()
-    });
+    let trace_id = trace_id
+        .unwrap_or_else(|| trace_id_hex(opentelemetry::trace::TraceId::from_bytes(rand::random())));
     span.record("trace_id", trace_id.as_str());
     trace_id
 }
@@ -376,7 +374,16 @@ pub fn trace_id_of(span: &tracing::Span) -> Option<String> {
     let span_context = context.span().span_context().clone();
     span_context
         .is_valid()
-        .then(|| span_context.trace_id().to_string())
+        .then(|| trace_id_hex(span_context.trace_id()))
+}
+
+/// `id` as 32 lowercase hex digits, as its `Display` writes it, but through a table instead of
+/// the formatting machinery, which cost a request more than making the id.
+fn trace_id_hex(id: opentelemetry::trace::TraceId) -> String {
+    let mut digits = [0u8; 32];
+    // Cannot fail: the buffer holds two digits for each of the id's 16 bytes.
+    let _ = hex::encode_to_slice(id.to_bytes(), &mut digits);
+    String::from_utf8(digits.to_vec()).unwrap_or_default()
 }
 
 /// Whether spans go to OpenTelemetry (an exporter is configured).
@@ -387,6 +394,34 @@ pub fn is_exporting() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trace_ids_are_written_as_opentelemetry_writes_them() {
+        for bytes in [
+            [0u8; 16],
+            [0xff; 16],
+            *b"\x00\x01\x02\x0a\x10\xab\xcdEFGHIJKLM",
+        ] {
+            let id = opentelemetry::trace::TraceId::from_bytes(bytes);
+            assert_eq!(trace_id_hex(id), id.to_string());
+        }
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "traceparent",
+            http::HeaderValue::from_static(
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
+        );
+        let joined = join_or_start_trace(&tracing::Span::none(), &headers);
+        assert_eq!(joined, "0af7651916cd43dd8448eb211c80319c");
+        let started = join_or_start_trace(&tracing::Span::none(), &http::HeaderMap::new());
+        assert_eq!(started.len(), 32);
+        assert!(
+            started
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
+    }
 
     #[test]
     fn metrics_endpoints_resolve_as_the_otlp_settings_say() {
