@@ -4,6 +4,7 @@
 //! OTLP metrics on ([`crate::telemetry`]), every sample is also recorded into OpenTelemetry
 //! instruments of the same names and attributes, which the meter provider pushes.
 
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -32,41 +33,53 @@ pub const PROMETHEUS_TEXT: &str = prometheus_text::CONTENT_TYPE;
 /// The content type of OpenMetrics text.
 pub const OPENMETRICS_TEXT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-// Label sets. The encoders print labels in field order: fields are declared in alphabetical
-// order, the order scrapes (and the tests) have always seen.
+/// A label set of `&'static str` values. The encoders print labels in field order: fields are
+/// declared in alphabetical order, the order scrapes (and the tests) have always seen.
+///
+/// A family finds a sample's series by hashing its labels with SipHash under the family's lock,
+/// several times per request; the set hashes as one word ([`label_fingerprint`]) instead of
+/// every byte of every value.
+macro_rules! label_set {
+    ($name:ident { $($field:ident),+ $(,)? }) => {
+        #[derive(Clone, Debug, PartialEq, Eq, EncodeLabelSet)]
+        struct $name {
+            $($field: &'static str),+
+        }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RequestLabels {
-    operation: &'static str,
-    outcome: &'static str,
-    transport: &'static str,
+        impl Hash for $name {
+            fn hash<H: Hasher>(&self, state: &mut H) {
+                state.write_u64(label_fingerprint(&[$(self.$field),+]));
+            }
+        }
+    };
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RouteLabels {
-    operation: &'static str,
-    transport: &'static str,
-}
+label_set!(RequestLabels {
+    operation,
+    outcome,
+    transport
+});
+label_set!(RouteLabels {
+    operation,
+    transport
+});
+label_set!(EventLabels { event });
+label_set!(StoreLabels { operation });
+label_set!(StoreErrorLabels { kind, operation });
+label_set!(ClassLabels { class });
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct EventLabels {
-    event: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StoreLabels {
-    operation: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StoreErrorLabels {
-    kind: &'static str,
-    operation: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ClassLabels {
-    class: &'static str,
+/// One word of `values`: each one's length and first and last bytes. Equal values give equal
+/// words, as `Hash` must; label values come from small fixed sets that these few bytes tell
+/// apart (a test holds it for the operation names), and two that collide would only cost a
+/// comparison more.
+fn label_fingerprint(values: &[&str]) -> u64 {
+    values.iter().fold(0, |word: u64, value| {
+        let bytes = value.as_bytes();
+        let first = bytes.first().copied().unwrap_or_default();
+        let last = bytes.last().copied().unwrap_or_default();
+        let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX) & 0xffff;
+        word.rotate_left(21) ^ (u64::from(first) << 24 | u64::from(last) << 16 | len)
+    })
 }
 
 /// An exemplar's labels: the trace that made the observation.
@@ -434,7 +447,30 @@ pub fn prefers_openmetrics(accept: Option<&str>) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
+    use crate::operations::OPERATIONS;
+
+    #[test]
+    fn label_sets_of_the_operations_hash_apart() {
+        let mut words = HashSet::new();
+        for row in &OPERATIONS {
+            for transport in ["rest", "grpc"] {
+                let labels = [row.name, transport];
+                assert!(
+                    words.insert(label_fingerprint(&labels)),
+                    "{labels:?} shares its word with another operation's"
+                );
+            }
+        }
+        // Equal sets give equal words, whatever their addresses.
+        let owned = String::from("reveal");
+        assert_eq!(
+            label_fingerprint(&["reveal", "rest"]),
+            label_fingerprint(&[owned.as_str(), "rest"])
+        );
+    }
 
     #[test]
     fn accept_headers_choose_the_format() {
