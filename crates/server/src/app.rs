@@ -294,6 +294,10 @@ impl Application {
             .layer(tower::util::MapResponseLayer::new(move |response| {
                 render_protocol_refusal(response, max_body)
             }))
+            // Innermost, in front of the router: the service's calls skip it.
+            .layer(crate::grpc_lane::SecretsLaneLayer::new(
+                grpc_service.clone(),
+            ))
             .add_service(grpc_service)
             .add_service(health_service)
             .add_service(reflection_v1)

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod config;
 pub mod gate;
 pub mod grpc;
+pub mod grpc_lane;
 pub mod listener;
 pub mod logs;
 pub mod mail;
