@@ -38,7 +38,8 @@ pub const OPENMETRICS_TEXT: &str = "application/openmetrics-text; version=1.0.0;
 ///
 /// A family finds a sample's series by hashing its labels with SipHash under the family's lock,
 /// several times per request; the set hashes as one word ([`label_fingerprint`]) instead of
-/// every byte of every value.
+/// every byte of every value. That word is easy to collide on purpose, which is harmless here:
+/// values are `&'static str` from the server's own fixed sets, never a caller's text.
 macro_rules! label_set {
     ($name:ident { $($field:ident),+ $(,)? }) => {
         #[derive(Clone, Debug, PartialEq, Eq, EncodeLabelSet)]
