@@ -137,6 +137,26 @@ async fn read_answer(stream: &mut TcpStream) -> Answer {
         .expect("the server answers")
 }
 
+/// How fast a slow client sends: one byte per [`TRICKLE_PACE`]. The pace is the scenario, not a
+/// wait for anything: bytes must keep coming (so only a deadline on the whole head or body can
+/// stop them) but too slowly to finish within it.
+const TRICKLE_PACE: Duration = Duration::from_millis(100);
+
+/// Sends `byte` at [`TRICKLE_PACE`] until the server closes; answers how many it sent.
+fn trickle(
+    mut writer: tokio::net::tcp::OwnedWriteHalf,
+    byte: u8,
+) -> tokio::task::JoinHandle<usize> {
+    tokio::spawn(async move {
+        let mut sent = 0usize;
+        while writer.write_all(&[byte]).await.is_ok() {
+            sent += 1;
+            tokio::time::sleep(TRICKLE_PACE).await;
+        }
+        sent
+    })
+}
+
 const STATUS_REQUEST: &[u8] = b"GET /api/v1/status HTTP/1.1\r\nHost: burnbox\r\n\r\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,17 +169,9 @@ async fn slowloris_headers_are_cut_off_after_the_header_read_timeout() {
         .write_all(b"GET /api/v1/status HTTP/1.1\r\nHost: burnbox\r\n")
         .await
         .expect("request line");
-    let (mut reader, mut writer) = stream.into_split();
-    // The scenario is the pace itself: one header byte every 100 ms, never finishing, so bytes
-    // keep arriving and headers never do.
-    let trickle = tokio::spawn(async move {
-        let mut sent = 0usize;
-        while writer.write_all(b"x").await.is_ok() {
-            sent += 1;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        sent
-    });
+    let (mut reader, writer) = stream.into_split();
+    // Header bytes keep arriving; headers never do.
+    let trickle = trickle(writer, b'x');
     let mut received = Vec::new();
     let closed = tokio::time::timeout(PATIENCE, reader.read_to_end(&mut received)).await;
     assert!(closed.is_ok(), "the slowloris connection is still open");
@@ -218,13 +230,9 @@ async fn a_trickling_body_is_cut_off_with_a_documented_400() {
         )
         .await
         .expect("request head and a little body");
-    let (mut reader, mut writer) = stream.into_split();
-    // The scenario is the pace itself: a body byte every 100 ms, never finishing.
-    let trickle = tokio::spawn(async move {
-        while writer.write_all(b"a").await.is_ok() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
+    let (mut reader, writer) = stream.into_split();
+    // Body bytes keep arriving; the body never does.
+    let trickle = trickle(writer, b'a');
     let mut received = Vec::new();
     let closed = tokio::time::timeout(PATIENCE, reader.read_to_end(&mut received)).await;
     trickle.abort();
