@@ -111,6 +111,23 @@ impl DeployedPair {
     }
 }
 
+/// The tuned server's CPU per gRPC reveal as a multiple of its CPU per REST reveal, from the
+/// tuned sides of the two reveal pairs (each measured alternately with the server as deployed,
+/// so both under the same conditions); none unless both pairs ran.
+pub fn grpc_over_rest_cpu(pairs: &[DeployedPair]) -> Option<f64> {
+    let tuned_cpu = |scenario| {
+        pairs
+            .iter()
+            .find(|pair| pair.scenario == scenario)?
+            .tuned
+            .server_micros_per_request()
+    };
+    ratio(
+        tuned_cpu(Scenario::RevealGrpc)?,
+        tuned_cpu(Scenario::RevealRest)?,
+    )
+}
+
 /// Measures `scenario` `rounds` times on each server, tuned first (see [`round_order`]).
 pub async fn as_deployed_vs_tuned(
     scenario: Scenario,
@@ -366,5 +383,29 @@ mod tests {
         // 60 µs against 30 µs per request; 100 against 200 requests per second.
         assert_eq!(pair.cpu_ratio(), Some(2.0));
         assert_eq!(pair.throughput_ratio(), Some(0.5));
+    }
+
+    #[test]
+    fn grpc_over_rest_is_of_the_tuned_sides() {
+        let pair = |scenario, tuned_cpu_ms, deployed_cpu_ms| {
+            let mut tuned = measured(100, 0);
+            tuned.server_cpu = Some(Duration::from_millis(tuned_cpu_ms));
+            let mut deployed = measured(100, 0);
+            deployed.server_cpu = Some(Duration::from_millis(deployed_cpu_ms));
+            DeployedPair {
+                scenario,
+                rounds: 1,
+                tuned,
+                deployed,
+            }
+        };
+        let rest = pair(Scenario::RevealRest, 4, 40);
+        let grpc = pair(Scenario::RevealGrpc, 6, 1);
+        // 60 µs per gRPC reveal against 40 µs per REST reveal, the deployed sides ignored.
+        assert_eq!(grpc_over_rest_cpu(&[rest, grpc]), Some(1.5));
+        assert_eq!(
+            grpc_over_rest_cpu(&[pair(Scenario::RevealRest, 4, 4)]),
+            None
+        );
     }
 }

@@ -7,7 +7,8 @@
 //! the baseline, raw `GETDEL` on the same Redis. Given more servers, or asked, it also measures:
 //!
 //! - as deployed vs tuned: the same reveals on a second server on the same Redis that runs the
-//!   defaults (logging at info, rate limits on), alternating with the first;
+//!   defaults (logging at info, rate limits on), alternating with the first; with both reveals
+//!   measured so, the tuned server's CPU per gRPC reveal as a multiple of its CPU per REST one;
 //! - tuned vs floor: REST reveals on the tuned server and on a bare server that only answers
 //!   them with `GETDEL` on the same Redis, alternating: how much of a reveal's CPU is burnbox's;
 //! - bytes per stored secret: Redis's `used_memory`, and a memory-store server's resident

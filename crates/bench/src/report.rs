@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::compare::{DeployedPair, FloorPair, SizePair};
+use crate::compare::{DeployedPair, FloorPair, SizePair, grpc_over_rest_cpu};
 use crate::footprint::Footprint;
 use crate::load::{Scenario, Stored};
 use crate::measure::Measured;
@@ -171,6 +171,7 @@ impl Report {
             "server_peak_rss_mib": self.peak_rss_mib.first().and_then(|(_, mib)| *mib),
             "peak_rss_mib": peak_rss,
             "as_deployed_vs_tuned": pairs,
+            "tuned_grpc_over_rest_server_cpu_ratio": grpc_over_rest_cpu(&self.pairs),
             "tuned_vs_floor": floor,
             "bytes_per_secret": footprints,
             "flat_with_size": size,
@@ -223,6 +224,13 @@ impl Report {
                 "",
                 times(pair.throughput_ratio()),
                 times(pair.cpu_ratio()),
+            );
+        }
+        if let Some(grpc_over_rest) = grpc_over_rest_cpu(&self.pairs) {
+            println!(
+                "{:<28} tuned, gRPC/REST: {} server CPU per reveal (target ≤ 1.00)",
+                "",
+                times(Some(grpc_over_rest)),
             );
         }
         if let Some(pair) = &self.floor {
