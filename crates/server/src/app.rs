@@ -295,9 +295,10 @@ impl Application {
                 render_protocol_refusal(response, max_body)
             }))
             // Innermost, in front of the router: the service's calls skip it.
-            .layer(crate::grpc_lane::SecretsLaneLayer::new(
-                grpc_service.clone(),
-            ))
+            .layer(tower::layer::layer_fn({
+                let secrets = grpc_service.clone();
+                move |routes| crate::grpc_lane::SecretsLane::new(routes, secrets.clone())
+            }))
             .add_service(grpc_service)
             .add_service(health_service)
             .add_service(reflection_v1)

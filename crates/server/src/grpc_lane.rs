@@ -27,36 +27,20 @@ fn is_secrets_call(path: &str) -> bool {
         .is_some_and(|method| method.starts_with('/'))
 }
 
-/// The layer that puts the lane in front of tonic's router (for
-/// `tonic::transport::Server::layer`, innermost).
-#[derive(Clone)]
-pub struct SecretsLaneLayer {
-    secrets: SecretsServer<GrpcSecrets>,
-}
-
-impl SecretsLaneLayer {
-    /// Serves calls of `burnbox.v1.Secrets` with `secrets`, the service the router also holds.
-    pub fn new(secrets: SecretsServer<GrpcSecrets>) -> Self {
-        Self { secrets }
-    }
-}
-
-impl<S> tower::Layer<S> for SecretsLaneLayer {
-    type Service = SecretsLane<S>;
-
-    fn layer(&self, routes: S) -> Self::Service {
-        SecretsLane {
-            routes,
-            secrets: self.secrets.clone(),
-        }
-    }
-}
-
 /// `routes`, with calls of `burnbox.v1.Secrets` served by the service directly.
 #[derive(Clone)]
 pub struct SecretsLane<S> {
     routes: S,
     secrets: SecretsServer<GrpcSecrets>,
+}
+
+impl<S> SecretsLane<S> {
+    /// Serves calls of `burnbox.v1.Secrets` with `secrets` (the service the router also holds),
+    /// everything else with `routes`. Put in front of tonic's router with
+    /// `tower::layer::layer_fn`, as the innermost layer.
+    pub fn new(routes: S, secrets: SecretsServer<GrpcSecrets>) -> Self {
+        Self { routes, secrets }
+    }
 }
 
 impl<S, Body> tower::Service<http::Request<Body>> for SecretsLane<S>
